@@ -1,0 +1,95 @@
+package im
+
+import (
+	"encoding/json"
+
+	"github.com/imserver/imserver/topics"
+	"github.com/imserver/imserver/wire"
+)
+
+// Roles of users.
+const (
+	RoleUser  = "user"
+	RoleAdmin = "admin"
+)
+
+// Agent statuses (PUT /me/status).
+const (
+	StatusOnline = "online"
+	StatusAway   = "away"
+)
+
+// User is an account.
+type User struct {
+	UID          int64
+	Username     string
+	PasswordHash string
+	Role         string
+	Status       string
+	CreatedAt    int64 // Unix milliseconds
+}
+
+// Principal is an authenticated caller, as proven by an access token.
+type Principal struct {
+	UID      int64
+	Username string
+	Role     string
+}
+
+// IsAdmin reports whether p may use the admin API.
+func (p Principal) IsAdmin() bool { return p.Role == RoleAdmin }
+
+// Message is a stored message.
+type Message struct {
+	ID      string
+	Conv    string
+	Seq     int64
+	From    int64 // 0 for messages the server made
+	Type    string
+	Body    json.RawMessage
+	CID     string
+	TS      int64 // Unix milliseconds
+	Auto    bool
+	Session int64 // customer service: the session it belongs to
+	Agent   int64 // customer service: the session's agent when stored, 0 if queued
+}
+
+// Envelope returns the message as the contract delivers it.
+func (m Message) Envelope() wire.Envelope {
+	e := wire.Envelope{
+		ID: m.ID, Conv: m.Conv, Seq: m.Seq, From: m.From, Type: m.Type,
+		Body: m.Body, CID: m.CID, TS: m.TS, Auto: m.Auto,
+	}
+	c, err := topics.ParseConv(m.Conv)
+	if err != nil {
+		return e
+	}
+	switch c.Kind {
+	case topics.ConvSingle:
+		e.To = c.Other(m.From)
+	case topics.ConvRoom:
+		e.Room = c.Room
+	case topics.ConvService:
+		e.Shop, e.Customer, e.Agent, e.Session = c.Shop, c.Customer, m.Agent, m.Session
+	}
+	return e
+}
+
+// HistoryQuery selects a page of a conversation's history. With AfterSeq
+// the page starts right after it; otherwise it is the newest Limit messages
+// (before BeforeSeq when given). Messages are always in ascending seq.
+type HistoryQuery struct {
+	AfterSeq  int64 // 0: not set
+	BeforeSeq int64 // 0: not set
+	Limit     int
+}
+
+// ConversationSummary is one row of GET /conversations.
+type ConversationSummary struct {
+	Conv        string
+	Kind        topics.ConvKind
+	LastSeq     int64
+	ReadSeq     int64
+	UpdatedAt   int64
+	LastMessage *Message
+}

@@ -1,0 +1,44 @@
+package wire
+
+// Shapes of REST request and response bodies (PROTOCOL.md §2).
+
+// Credentials is the body of POST /auth/register and POST /auth/login.
+type Credentials struct {
+	Username string `json:"username" form:"username"`
+	Password string `json:"password" form:"password"`
+}
+
+// Account is a user as GET /me and POST /auth/register return it.
+type Account struct {
+	UID      int64  `json:"uid"`
+	Username string `json:"username"`
+	Role     string `json:"role,omitempty"`
+}
+
+// Token is the answer of POST /auth/login.
+type Token struct {
+	AccessToken string `json:"access_token"`
+	TokenType   string `json:"token_type"` // "Bearer"
+	ExpiresIn   int64  `json:"expires_in"` // seconds
+	UID         int64  `json:"uid"`
+	Username    string `json:"username"`
+	Role        string `json:"role"`
+}
+
+// Conversation is one row of GET /conversations.
+type Conversation struct {
+	Conv        string    `json:"conv"`
+	Kind        string    `json:"kind"` // single, room, service, sys
+	LastSeq     int64     `json:"last_seq"`
+	ReadSeq     int64     `json:"read_seq"`
+	Unread      int64     `json:"unread"`
+	LastMessage *Envelope `json:"last_message"`
+}
+
+// ReadState is the answer of POST /conversations/{conv}/read.
+type ReadState struct {
+	Conv    string `json:"conv"`
+	ReadSeq int64  `json:"read_seq"`
+	LastSeq int64  `json:"last_seq"`
+	Unread  int64  `json:"unread"`
+}
