@@ -80,14 +80,15 @@ type Options struct {
 // Service is the domain's entry point. Its methods are safe for concurrent
 // use.
 type Service struct {
-	store   Store
-	pub     Publisher
-	pw      Passwords
-	log     *slog.Logger
-	now     func() time.Time
-	newID   func() string
-	limiter *limiter
-	known   sync.Map // uid → struct{}: users known to exist (accounts are never deleted)
+	store    Store
+	pub      Publisher
+	pw       Passwords
+	log      *slog.Logger
+	now      func() time.Time
+	newID    func() string
+	limiter  *limiter
+	presence presence
+	known    sync.Map // uid → struct{}: users known to exist (accounts are never deleted)
 }
 
 // NewService returns a Service.

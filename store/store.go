@@ -102,6 +102,12 @@ func Open(ctx context.Context, url string, log *slog.Logger) (*Store, error) {
 		s.Close()
 		return nil, err
 	}
+	if s.engine == SQLite {
+		// It holds password hashes: private to the server's user.
+		for _, suffix := range []string{"", "-wal", "-shm"} {
+			_ = os.Chmod(s.path+suffix, 0o600)
+		}
+	}
 	return s, nil
 }
 

@@ -1,0 +1,265 @@
+// Package app assembles the server: store, broker, domain, hooks and REST
+// API, in that order, and takes them down in reverse. cmd/imserver runs it
+// from flags; tests run it in-process on loopback ports.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/xid"
+
+	"github.com/imserver/imserver/auth"
+	"github.com/imserver/imserver/broker"
+	"github.com/imserver/imserver/hooks"
+	"github.com/imserver/imserver/httpapi"
+	"github.com/imserver/imserver/im"
+	"github.com/imserver/imserver/store"
+)
+
+// Config is the server's configuration (PROTOCOL.md §1).
+type Config struct {
+	HTTPAddr      string // REST, MQTT over WebSocket at /mqtt
+	MQTTAddr      string // MQTT over TCP; "" disables it
+	DatabaseURL   string // postgres://…, postgresql://… or sqlite:PATH
+	JWTSecret     string // "": generated once and kept
+	AdminUsername string
+	AdminPassword string // "": generated and logged once, when the admin is created
+	TokenTTL      time.Duration
+	// PublishRate and PublishBurst limit each user's sends per second; a
+	// rate of 0 disables the limit.
+	PublishRate  float64
+	PublishBurst int
+	// WSOrigins lists the browser origins allowed to open /mqtt; empty
+	// allows all (authentication is by token, not cookie).
+	WSOrigins []string
+
+	// For tests and embedding: listeners to use instead of the addresses,
+	// a password hasher instead of argon2id's defaults, a logger.
+	HTTPListener net.Listener
+	MQTTListener net.Listener
+	Passwords    im.Passwords
+	Log          *slog.Logger
+}
+
+// Defaults fills the zero fields of c with the documented defaults.
+func (c *Config) Defaults() {
+	if c.DatabaseURL == "" {
+		c.DatabaseURL = "sqlite:data/im.db"
+	}
+	if c.AdminUsername == "" {
+		c.AdminUsername = "admin"
+	}
+	if c.TokenTTL == 0 {
+		c.TokenTTL = 7 * 24 * time.Hour
+	}
+	if c.Log == nil {
+		c.Log = slog.Default()
+	}
+	if c.Passwords == nil {
+		c.Passwords = auth.DefaultArgon2
+	}
+}
+
+// App is a running server.
+type App struct {
+	cfg     Config
+	log     *slog.Logger
+	store   *store.Store
+	broker  *broker.Broker
+	hook    *hooks.Hook
+	Service *im.Service
+	Tokens  *auth.Tokens
+	http    *http.Server
+	httpLn  net.Listener
+	ready   atomic.Bool
+	served  chan error
+}
+
+// New builds the server and binds its ports, but does not serve yet.
+func New(ctx context.Context, cfg Config) (_ *App, err error) {
+	cfg.Defaults()
+	a := &App{cfg: cfg, log: cfg.Log, served: make(chan error, 1)}
+	defer func() {
+		if err != nil {
+			a.closeAll()
+		}
+	}()
+
+	if a.store, err = store.Open(ctx, cfg.DatabaseURL, a.log); err != nil {
+		return nil, err
+	}
+	secret, err := a.secret(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if a.Tokens, err = auth.NewTokens(secret, cfg.TokenTTL, nil); err != nil {
+		return nil, err
+	}
+	if a.broker, err = broker.New(broker.Options{
+		TCPAddr: cfg.MQTTAddr, TCPListener: cfg.MQTTListener, AllowedOrigins: cfg.WSOrigins, Log: a.log,
+	}); err != nil {
+		return nil, err
+	}
+	sessions := hooks.NewSessions(a.broker)
+	a.Service = im.NewService(im.Options{
+		Store: a.store, Publisher: a.broker, Passwords: cfg.Passwords, Log: a.log,
+		NewID: func() string { return xid.New().String() }, PublishRate: cfg.PublishRate, PublishBurst: cfg.PublishBurst,
+	})
+	a.hook = hooks.New(hooks.Options{Domain: a.Service, Tokens: a.Tokens, Sessions: sessions, Log: a.log})
+	if err := a.broker.AddHook(a.hook, nil); err != nil {
+		return nil, fmt.Errorf("add hook: %w", err)
+	}
+	if err := a.bootstrapAdmin(ctx); err != nil {
+		return nil, err
+	}
+
+	a.httpLn = cfg.HTTPListener
+	if a.httpLn == nil {
+		if a.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+			return nil, fmt.Errorf("http listener: %w", err)
+		}
+	}
+	a.http = &http.Server{
+		Handler: httpapi.New(httpapi.Options{
+			Service: a.Service, Tokens: a.Tokens, MQTT: a.broker.WebSocket(), Ready: a.ready.Load, Log: a.log,
+		}),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelDebug),
+	}
+	return a, nil
+}
+
+// secret returns the token key: IM_JWT_SECRET, or one generated once and
+// kept in jwt.secret next to the SQLite file (mode 0600), or, on
+// PostgreSQL, in the database, so that every server sharing it agrees.
+func (a *App) secret(ctx context.Context) ([]byte, error) {
+	if a.cfg.JWTSecret != "" {
+		if len(a.cfg.JWTSecret) < auth.MinSecretLen {
+			return nil, fmt.Errorf("IM_JWT_SECRET must be at least %d bytes", auth.MinSecretLen)
+		}
+		return []byte(a.cfg.JWTSecret), nil
+	}
+	if a.store.Engine() == store.SQLite {
+		path := filepath.Join(filepath.Dir(a.store.Path()), "jwt.secret")
+		secret, created, err := auth.LoadOrCreateSecret(path)
+		if err != nil {
+			return nil, fmt.Errorf("token secret: %w", err)
+		}
+		if created {
+			a.log.Warn("IM_JWT_SECRET is not set: generated a token secret and kept it", "file", path)
+		}
+		return secret, nil
+	}
+	s, err := a.store.SettingOrInit(ctx, "jwt_secret", auth.NewSecret())
+	if err != nil {
+		return nil, fmt.Errorf("token secret: %w", err)
+	}
+	a.log.Warn("IM_JWT_SECRET is not set: using the token secret kept in the database")
+	return []byte(s), nil
+}
+
+func (a *App) bootstrapAdmin(ctx context.Context) error {
+	pw, generated := a.cfg.AdminPassword, false
+	if pw == "" {
+		pw, generated = auth.NewSecret()[:24], true
+	}
+	created, err := a.Service.EnsureAdmin(ctx, a.cfg.AdminUsername, pw)
+	if err != nil {
+		return err
+	}
+	if created && generated {
+		// Shown once, on the console only: it is not stored anywhere else.
+		a.log.Warn("created the admin account with a generated password; set IM_ADMIN_PASSWORD to choose it",
+			"username", a.cfg.AdminUsername, "password", pw)
+	} else if created {
+		a.log.Info("created the admin account", "username", a.cfg.AdminUsername)
+	}
+	return nil
+}
+
+// Start serves HTTP and MQTT. It returns once both accept connections.
+func (a *App) Start() error {
+	if err := a.broker.Serve(); err != nil {
+		return fmt.Errorf("mqtt: %w", err)
+	}
+	go func() {
+		err := a.http.Serve(a.httpLn)
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		a.served <- err
+	}()
+	a.ready.Store(true)
+	a.log.Info("imserver ready", "http", a.HTTPAddr(), "mqtt", a.MQTTAddr(), "database", a.store.Engine())
+	return nil
+}
+
+// HTTPAddr returns the address the REST API listens on.
+func (a *App) HTTPAddr() string { return a.httpLn.Addr().String() }
+
+// MQTTAddr returns the address of MQTT over TCP, or "".
+func (a *App) MQTTAddr() string { return a.broker.TCPAddr() }
+
+// Store returns the store, for tests and tools.
+func (a *App) Store() *store.Store { return a.store }
+
+// Shutdown stops the server gracefully: no new HTTP requests or MQTT
+// publishes are taken, requests and publishes being stored finish and are
+// answered, clients are disconnected, and the database is closed.
+func (a *App) Shutdown(ctx context.Context) error {
+	a.ready.Store(false)
+	var errs []error
+	if err := a.http.Shutdown(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("http shutdown: %w", err))
+	}
+	if err := a.hook.Drain(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("drain publishes: %w", err))
+	}
+	a.closeAll()
+	a.log.Info("imserver stopped")
+	return errors.Join(errs...)
+}
+
+func (a *App) closeAll() {
+	if a.broker != nil {
+		_ = a.broker.Close()
+	}
+	if a.httpLn != nil && a.cfg.HTTPListener == nil {
+		_ = a.httpLn.Close()
+	}
+	if a.store != nil {
+		_ = a.store.Close()
+	}
+}
+
+// Run starts the server and serves until ctx ends, then shuts down
+// gracefully within shutdownTimeout.
+func Run(ctx context.Context, cfg Config, shutdownTimeout time.Duration) error {
+	a, err := New(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	if err := a.Start(); err != nil {
+		a.closeAll()
+		return err
+	}
+	select {
+	case <-ctx.Done():
+	case err := <-a.served:
+		a.closeAll()
+		return fmt.Errorf("http server: %w", err)
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	return a.Shutdown(sctx)
+}

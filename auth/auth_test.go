@@ -1,0 +1,132 @@
+package auth
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/imserver/imserver/im"
+)
+
+var secret = []byte(strings.Repeat("k", 32))
+
+func TestTokenRoundTrip(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	tok, err := NewTokens(secret, time.Hour, func() time.Time { return now })
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := tok.Issue(im.Principal{UID: 7, Username: "alice", Role: im.RoleAdmin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, exp, err := tok.Verify(s)
+	if err != nil || p.UID != 7 || p.Username != "alice" || p.Role != im.RoleAdmin || !exp.Equal(now.Add(time.Hour)) {
+		t.Fatalf("Verify = %+v %v %v", p, exp, err)
+	}
+}
+
+func TestVerifyRefuses(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	tok, _ := NewTokens(secret, time.Hour, func() time.Time { return now })
+	good, _ := tok.Issue(im.Principal{UID: 7, Username: "alice", Role: im.RoleUser})
+	sign := func(m jwt.SigningMethod, key any, c jwt.MapClaims) string {
+		s, err := jwt.NewWithClaims(m, c).SignedString(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	valid := func() jwt.MapClaims {
+		return jwt.MapClaims{"iss": "imserver", "sub": "7", "role": "user", "exp": now.Add(time.Minute).Unix()}
+	}
+	noExp := valid()
+	delete(noExp, "exp")
+	expired := valid()
+	expired["exp"] = now.Add(-time.Second).Unix()
+	otherIss := valid()
+	otherIss["iss"] = "someone"
+	badSub := valid()
+	badSub["sub"] = "x"
+	badRole := valid()
+	badRole["role"] = "root"
+	for _, tc := range []struct{ name, token string }{
+		{"empty", ""},
+		{"garbage", "not.a.jwt"},
+		{"tampered", good[:len(good)-2] + "xx"},
+		{"other key", sign(jwt.SigningMethodHS256, []byte(strings.Repeat("x", 32)), valid())},
+		{"HS512", sign(jwt.SigningMethodHS512, secret, valid())},
+		{"none", sign(jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, valid())},
+		{"no exp", sign(jwt.SigningMethodHS256, secret, noExp)},
+		{"expired", sign(jwt.SigningMethodHS256, secret, expired)},
+		{"other issuer", sign(jwt.SigningMethodHS256, secret, otherIss)},
+		{"bad subject", sign(jwt.SigningMethodHS256, secret, badSub)},
+		{"bad role", sign(jwt.SigningMethodHS256, secret, badRole)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if p, _, err := tok.Verify(tc.token); err == nil {
+				t.Fatalf("accepted: %+v", p)
+			}
+		})
+	}
+	if _, _, err := tok.Verify(sign(jwt.SigningMethodHS256, secret, valid())); err != nil {
+		t.Fatalf("the control token is refused: %v", err)
+	}
+}
+
+func TestNewTokensRefusesShortSecret(t *testing.T) {
+	if _, err := NewTokens([]byte("short"), time.Hour, nil); err == nil {
+		t.Fatal("short secret accepted")
+	}
+}
+
+func TestArgon2(t *testing.T) {
+	a := Argon2{Memory: 64, Time: 1, Threads: 1}
+	h, err := a.Hash("correct horse")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(h, "$argon2id$v=19$m=64,t=1,p=1$") {
+		t.Fatalf("hash format: %s", h)
+	}
+	h2, _ := a.Hash("correct horse")
+	if h == h2 {
+		t.Fatal("same hash twice: no salt")
+	}
+	if !a.Verify(h, "correct horse") || a.Verify(h, "wrong horse") {
+		t.Fatal("Verify gives wrong answers")
+	}
+	// Hashes made with other parameters still verify.
+	if !DefaultArgon2.Verify(h, "correct horse") {
+		t.Fatal("parameters are not read from the hash")
+	}
+	for _, bad := range []string{"", "$argon2id$v=19$m=64,t=1,p=1$$", "$2a$10$abc", h[:len(h)-4]} {
+		if a.Verify(bad, "correct horse") {
+			t.Fatalf("malformed hash %q verified", bad)
+		}
+	}
+}
+
+func TestLoadOrCreateSecret(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sub", "jwt.secret")
+	s1, created, err := LoadOrCreateSecret(path)
+	if err != nil || !created || len(s1) < MinSecretLen {
+		t.Fatalf("create: %q %v %v", s1, created, err)
+	}
+	fi, _ := os.Stat(path)
+	if fi.Mode().Perm() != 0o600 {
+		t.Fatalf("mode %v, want 0600", fi.Mode().Perm())
+	}
+	s2, created, err := LoadOrCreateSecret(path)
+	if err != nil || created || string(s1) != string(s2) {
+		t.Fatalf("reload: %q %v %v", s2, created, err)
+	}
+	os.Chmod(path, 0o644)
+	if _, _, err := LoadOrCreateSecret(path); err == nil {
+		t.Fatal("world-readable secret accepted")
+	}
+}

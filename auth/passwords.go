@@ -1,0 +1,71 @@
+package auth
+
+import (
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"fmt"
+	"strings"
+
+	"golang.org/x/crypto/argon2"
+
+	"github.com/imserver/imserver/im"
+)
+
+// Argon2 hashes passwords with argon2id and a random 16-byte salt, encoded
+// in the PHC string format ($argon2id$v=19$m=…,t=…,p=…$salt$hash) so that
+// hashes made with other parameters keep verifying.
+type Argon2 struct {
+	Memory  uint32 // KiB
+	Time    uint32
+	Threads uint8
+}
+
+var _ im.Passwords = Argon2{}
+
+// DefaultArgon2 follows OWASP's recommendation for argon2id: 19 MiB of
+// memory, 2 passes, 1 lane.
+var DefaultArgon2 = Argon2{Memory: 19 * 1024, Time: 2, Threads: 1}
+
+const keyLen = 32
+
+// Hash implements im.Passwords.
+func (a Argon2) Hash(password string) (string, error) {
+	salt := make([]byte, 16)
+	if _, err := rand.Read(salt); err != nil {
+		return "", fmt.Errorf("salt: %w", err)
+	}
+	key := argon2.IDKey([]byte(password), salt, a.Time, a.Memory, a.Threads, keyLen)
+	b64 := base64.RawStdEncoding
+	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, a.Memory, a.Time, a.Threads, b64.EncodeToString(salt), b64.EncodeToString(key)), nil
+}
+
+// Verify implements im.Passwords. An empty or malformed hash costs the same
+// as a real check and fails.
+func (a Argon2) Verify(hash, password string) bool {
+	p, salt, want, ok := parsePHC(hash)
+	if !ok {
+		p, salt, want = a, make([]byte, 16), make([]byte, keyLen)
+	}
+	got := argon2.IDKey([]byte(password), salt, p.Time, p.Memory, p.Threads, uint32(len(want)))
+	return ok && subtle.ConstantTimeCompare(got, want) == 1
+}
+
+func parsePHC(s string) (Argon2, []byte, []byte, bool) {
+	parts := strings.Split(s, "$")
+	if len(parts) != 6 || parts[1] != "argon2id" || parts[2] != fmt.Sprintf("v=%d", argon2.Version) {
+		return Argon2{}, nil, nil, false
+	}
+	var p Argon2
+	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &p.Memory, &p.Time, &p.Threads); err != nil ||
+		p.Memory < 8 || p.Memory > 1<<22 || p.Time < 1 || p.Time > 16 || p.Threads < 1 {
+		return Argon2{}, nil, nil, false
+	}
+	b64 := base64.RawStdEncoding
+	salt, err1 := b64.DecodeString(parts[4])
+	key, err2 := b64.DecodeString(parts[5])
+	if err1 != nil || err2 != nil || len(salt) < 8 || len(key) < 16 || len(key) > 64 {
+		return Argon2{}, nil, nil, false
+	}
+	return p, salt, key, true
+}

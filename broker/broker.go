@@ -1,0 +1,182 @@
+// Package broker wires the embedded MQTT broker (mochi-mqtt): its options,
+// sized for many mostly idle chat connections; a TCP listener and a
+// WebSocket listener that is an http.Handler, so MQTT over WebSocket shares
+// the REST port; server-side publishing; and the few control operations
+// mochi has no hook for (refusing a CONNECT with a chosen code, dropping one
+// subscription, disconnecting a client).
+package broker
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync/atomic"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
+)
+
+// Options configures a Broker. The zero value is usable: no TCP listener,
+// WebSocket only.
+type Options struct {
+	// TCPAddr is the address of the MQTT over TCP listener; "" disables it.
+	TCPAddr string
+	// TCPListener, when set, is used instead of listening on TCPAddr.
+	TCPListener net.Listener
+	// WriteTimeout bounds one write to a client socket; a client that does
+	// not read for this long is disconnected. Default 10s.
+	WriteTimeout time.Duration
+	// AllowedOrigins lists the Origin headers accepted on WebSocket
+	// upgrades; empty or "*" accepts every origin (see WebSocket).
+	AllowedOrigins []string
+	// MaxPacketSize is the largest inbound MQTT packet; a bigger one closes
+	// the connection. Default 256 KiB, well above the 64 KiB payload limit
+	// so that payloads just over it get a proper refusal.
+	MaxPacketSize uint32
+	// MaxPendingWrites is each client's outbound queue length. A delivery
+	// that finds it full disconnects the client (see hooks). Default 1024.
+	MaxPendingWrites int32
+	Log              *slog.Logger
+}
+
+// Broker is the embedded MQTT broker.
+type Broker struct {
+	srv *mqtt.Server
+	ws  *WebSocket
+	tcp net.Listener
+	log *slog.Logger
+}
+
+// New builds a broker. Hooks are added with AddHook before Serve.
+func New(o Options) (*Broker, error) {
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = 10 * time.Second
+	}
+	if o.MaxPacketSize == 0 {
+		o.MaxPacketSize = 256 << 10
+	}
+	if o.MaxPendingWrites <= 0 {
+		o.MaxPendingWrites = 1024
+	}
+	caps := mqtt.NewDefaultServerCapabilities()
+	caps.MaximumPacketSize = o.MaxPacketSize
+	caps.MaximumClientWritesPending = o.MaxPendingWrites
+	caps.MaximumInflight = 1024
+	caps.ReceiveMaximum = 256
+	caps.MaximumSessionExpiryInterval = 2 * 60 * 60 // persistent sessions live 2 h after a disconnect
+	caps.MaximumMessageExpiryInterval = 60 * 60
+	// Retain, wildcards and shared subscriptions stay advertised: a client
+	// may set the retain flag (it is ignored: no publish reaches mochi's
+	// retain store), and wildcard or shared filters are refused by the ACL
+	// in the SUBACK, as the contract says, rather than by the client library.
+	caps.Compatibilities.NoInheritedPropertiesOnAck = true // strict v5 clients reject user properties echoed on PUBACK
+
+	srv := mqtt.New(&mqtt.Options{
+		Capabilities:           caps,
+		InlineClient:           true,
+		SysTopicResendInterval: 3600, // nobody may read $SYS; don't spend a MemStats per second on it
+		Logger:                 o.Log.With("component", "mqtt"),
+	})
+	b := &Broker{srv: srv, log: o.Log}
+	b.ws = newWebSocket("ws", o.WriteTimeout, int64(o.MaxPacketSize)+16, o.AllowedOrigins)
+	if err := srv.AddListener(b.ws); err != nil {
+		return nil, fmt.Errorf("websocket listener: %w", err)
+	}
+	ln := o.TCPListener
+	if ln == nil && o.TCPAddr != "" {
+		var err error
+		if ln, err = net.Listen("tcp", o.TCPAddr); err != nil {
+			return nil, fmt.Errorf("mqtt listener: %w", err)
+		}
+	}
+	if ln != nil {
+		b.tcp = ln
+		if err := srv.AddListener(listeners.NewNet("tcp", &deadlineListener{Listener: ln, writeTimeout: o.WriteTimeout})); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("mqtt listener: %w", err)
+		}
+	}
+	return b, nil
+}
+
+// AddHook registers a mochi hook. Call before Serve.
+func (b *Broker) AddHook(h mqtt.Hook, config any) error { return b.srv.AddHook(h, config) }
+
+// Serve starts accepting clients. It returns at once.
+func (b *Broker) Serve() error { return b.srv.Serve() }
+
+// Close disconnects every client (DISCONNECT 0x8B on MQTT 5) and waits for
+// their goroutines, including publishes being stored, to end.
+func (b *Broker) Close() error { return b.srv.Close() }
+
+// TCPAddr returns the address of the TCP listener, or "" if there is none.
+func (b *Broker) TCPAddr() string {
+	if b.tcp == nil {
+		return ""
+	}
+	return b.tcp.Addr().String()
+}
+
+// WebSocket returns the handler serving MQTT over WebSocket; mount it on the
+// HTTP server at /mqtt.
+func (b *Broker) WebSocket() *WebSocket { return b.ws }
+
+// Publish delivers payload to every subscriber of topic whose read ACL
+// allows it. Deliveries are QoS 0 from the broker's side: a subscriber that
+// cannot keep up never blocks the publisher (its queue is bounded and it is
+// disconnected when full, see hooks), and clients recover anything missed
+// from history by seq.
+func (b *Broker) Publish(topic string, payload []byte) error {
+	return b.srv.Publish(topic, payload, false, 0)
+}
+
+// RefuseConnect answers a CONNECT with "not authorized": CONNACK 0x87 on
+// MQTT 5, return code 5 on 3.1.1.
+func (b *Broker) RefuseConnect(cl *mqtt.Client) error {
+	code := packets.ErrNotAuthorized
+	if cl.Properties.ProtocolVersion < 5 {
+		code = packets.Err3NotAuthorized
+	}
+	return b.srv.SendConnack(cl, code, false, nil)
+}
+
+// Unsubscribe removes one subscription of a client, as if it had
+// unsubscribed, without sending it an UNSUBACK.
+func (b *Broker) Unsubscribe(cl *mqtt.Client, filter string) {
+	if b.srv.Topics.Unsubscribe(filter, cl.ID) {
+		atomic.AddInt64(&b.srv.Info.Subscriptions, -1)
+	}
+	cl.State.Subscriptions.Delete(filter)
+}
+
+// Disconnect sends a client a DISCONNECT with code (MQTT 5) and closes its
+// connection. It returns at once; a client whose socket does not take the
+// DISCONNECT within a second is closed without it.
+func (b *Broker) Disconnect(cl *mqtt.Client, code packets.Code) {
+	go func() {
+		done := make(chan struct{})
+		go func() {
+			_ = b.srv.DisconnectClient(cl, code)
+			close(done)
+		}()
+		select {
+		case <-done:
+		case <-time.After(time.Second):
+			cl.Stop(code)
+		}
+	}()
+}
+
+// Info returns the broker's counters.
+func (b *Broker) Info() (clients, subscriptions, dropped int64) {
+	return atomic.LoadInt64(&b.srv.Info.ClientsConnected), atomic.LoadInt64(&b.srv.Info.Subscriptions), atomic.LoadInt64(&b.srv.Info.MessagesDropped)
+}
+
+// ErrClosed is returned by the WebSocket handler once the broker is closing.
+var ErrClosed = errors.New("broker closed")

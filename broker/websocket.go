@@ -1,0 +1,193 @@
+package broker
+
+import (
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/mochi-mqtt/server/v2/listeners"
+)
+
+// WebSocket is a mochi listener that is also an http.Handler: mount it on
+// the REST server (at /mqtt) and MQTT over WebSocket shares that port.
+// mochi's own WebSocket listener runs its own http.Server and cannot.
+//
+// By default every Origin is accepted: clients authenticate with a token in
+// the MQTT CONNECT, not with cookies, so a foreign page gains nothing by
+// opening the socket. Options.AllowedOrigins narrows it.
+type WebSocket struct {
+	id           string
+	upgrader     websocket.Upgrader
+	writeTimeout time.Duration
+	readLimit    int64
+	log          *slog.Logger
+
+	mu        sync.RWMutex
+	establish listeners.EstablishFn // set by Serve
+	closed    bool
+	done      chan struct{}
+}
+
+var _ listeners.Listener = (*WebSocket)(nil)
+var _ http.Handler = (*WebSocket)(nil)
+
+func newWebSocket(id string, writeTimeout time.Duration, readLimit int64, origins []string) *WebSocket {
+	ws := &WebSocket{id: id, writeTimeout: writeTimeout, readLimit: readLimit, done: make(chan struct{})}
+	ws.upgrader = websocket.Upgrader{
+		Subprotocols:    []string{"mqtt", "mqttv3.1"},
+		ReadBufferSize:  2048,
+		WriteBufferSize: 2048,
+		CheckOrigin:     originChecker(origins),
+	}
+	return ws
+}
+
+func originChecker(origins []string) func(*http.Request) bool {
+	allowed := map[string]bool{}
+	for _, o := range origins {
+		if o = strings.TrimSpace(o); o == "*" {
+			return func(*http.Request) bool { return true }
+		} else if o != "" {
+			allowed[strings.ToLower(strings.TrimSuffix(o, "/"))] = true
+		}
+	}
+	if len(allowed) == 0 {
+		return func(*http.Request) bool { return true }
+	}
+	return func(r *http.Request) bool {
+		origin := r.Header.Get("Origin")
+		if origin == "" {
+			return true // not a browser
+		}
+		if u, err := url.Parse(origin); err == nil && strings.EqualFold(u.Host, r.Host) {
+			return true // same origin
+		}
+		return allowed[strings.ToLower(origin)]
+	}
+}
+
+// ID implements listeners.Listener.
+func (l *WebSocket) ID() string { return l.id }
+
+// Address implements listeners.Listener.
+func (l *WebSocket) Address() string { return "/mqtt" }
+
+// Protocol implements listeners.Listener.
+func (l *WebSocket) Protocol() string { return "ws" }
+
+// Init implements listeners.Listener.
+func (l *WebSocket) Init(log *slog.Logger) error {
+	l.log = log
+	return nil
+}
+
+// Serve implements listeners.Listener: it records how to hand connections
+// to the broker and blocks until Close.
+func (l *WebSocket) Serve(establish listeners.EstablishFn) {
+	l.mu.Lock()
+	l.establish = establish
+	l.mu.Unlock()
+	<-l.done
+}
+
+// Close implements listeners.Listener: new upgrades are refused and every
+// client of this listener is closed. (http.Server.Shutdown does not wait
+// for hijacked connections, so this is what ends them.)
+func (l *WebSocket) Close(closeClients listeners.CloseFn) {
+	l.mu.Lock()
+	if !l.closed {
+		l.closed = true
+		close(l.done)
+	}
+	l.mu.Unlock()
+	closeClients(l.id)
+}
+
+// ServeHTTP upgrades the request to a WebSocket (subprotocol mqtt) and runs
+// an MQTT session over it until it ends.
+func (l *WebSocket) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	l.mu.RLock()
+	establish, closed := l.establish, l.closed
+	l.mu.RUnlock()
+	if establish == nil || closed {
+		http.Error(w, "MQTT over WebSocket is not available right now", http.StatusServiceUnavailable)
+		return
+	}
+	if !websocket.IsWebSocketUpgrade(r) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusBadRequest)
+		_, _ = io.WriteString(w, `{"error":{"code":"invalid_request","message":"this endpoint speaks MQTT over WebSocket (subprotocol mqtt)"}}`)
+		return
+	}
+	c, err := l.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return // the upgrader has answered with an HTTP error
+	}
+	c.SetReadLimit(l.readLimit)
+	conn := &wsConn{Conn: c.UnderlyingConn(), ws: c, writeTimeout: l.writeTimeout}
+	if err := establish(l.id, conn); err != nil && l.log != nil && !errors.Is(err, io.EOF) {
+		l.log.Debug("websocket client ended", "error", err)
+	}
+	_ = c.Close()
+}
+
+// wsConn carries MQTT packets in binary WebSocket frames, as a net.Conn.
+// Deadlines: reads follow mochi's keepalive deadline, each write has its
+// own writeTimeout (see deadlineConn).
+type wsConn struct {
+	net.Conn     // the TCP connection: addresses, read deadlines, Close
+	ws           *websocket.Conn
+	writeTimeout time.Duration
+	r            io.Reader // the current frame being read, if any
+}
+
+// errTextFrame is returned for a text frame: MQTT travels in binary frames.
+var errTextFrame = errors.New("websocket: MQTT must be sent in binary frames")
+
+func (c *wsConn) Read(p []byte) (int, error) {
+	for {
+		if c.r == nil {
+			op, r, err := c.ws.NextReader()
+			if err != nil {
+				return 0, err
+			}
+			if op != websocket.BinaryMessage {
+				return 0, errTextFrame
+			}
+			c.r = r
+		}
+		n, err := c.r.Read(p)
+		if errors.Is(err, io.EOF) {
+			c.r = nil // frame done; MQTT packets may span frames
+			if n == 0 {
+				continue
+			}
+			err = nil
+		}
+		return n, err
+	}
+}
+
+func (c *wsConn) Write(p []byte) (int, error) {
+	// gorilla resets the socket's write deadline to its own on every write,
+	// so the deadline must be set on the websocket, not the TCP conn.
+	_ = c.ws.SetWriteDeadline(time.Now().Add(c.writeTimeout))
+	if err := c.ws.WriteMessage(websocket.BinaryMessage, p); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// SetDeadline applies mochi's keepalive deadline to reads only.
+func (c *wsConn) SetDeadline(t time.Time) error { return c.ws.SetReadDeadline(t) }
+
+func (c *wsConn) SetReadDeadline(t time.Time) error { return c.ws.SetReadDeadline(t) }
+
+func (c *wsConn) SetWriteDeadline(time.Time) error { return nil } // see Write

@@ -1,0 +1,101 @@
+// Command imserver is the instant-messaging and customer-service server:
+// REST API, MQTT over TCP and WebSocket, and storage in SQLite or
+// PostgreSQL, in one binary. Every setting is a flag with an environment
+// variable of the same meaning; the flag wins. Run with -h for the list.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/imserver/imserver/app"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stderr); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, "imserver:", err)
+		os.Exit(1)
+	}
+}
+
+// run parses the configuration from args and the environment and serves
+// until ctx ends.
+func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+	cfg, level, err := parseConfig(args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	cfg.Log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	return app.Run(ctx, cfg, 30*time.Second)
+}
+
+func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (app.Config, slog.Level, error) {
+	env := func(name, def string) string {
+		if v := getenv(name); v != "" {
+			return v
+		}
+		return def
+	}
+	var (
+		cfg                            app.Config
+		ttl, rate, burst, origins, lvl string
+	)
+	fs := flag.NewFlagSet("imserver", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&cfg.HTTPAddr, "http", env("IM_HTTP_ADDR", ":8080"), "REST API and MQTT over WebSocket (/mqtt) address [IM_HTTP_ADDR]")
+	fs.StringVar(&cfg.MQTTAddr, "mqtt", env("IM_MQTT_ADDR", ":1883"), "MQTT over TCP address; empty disables [IM_MQTT_ADDR]")
+	fs.StringVar(&cfg.DatabaseURL, "db", env("IM_DATABASE_URL", "sqlite:data/im.db"), "postgres://… or sqlite:PATH [IM_DATABASE_URL]")
+	fs.StringVar(&ttl, "token-ttl", env("IM_TOKEN_TTL", "168h"), "access token lifetime [IM_TOKEN_TTL]")
+	fs.StringVar(&rate, "publish-rate", env("IM_PUBLISH_RATE", "50"), "messages per second one user may send; 0 = unlimited [IM_PUBLISH_RATE]")
+	fs.StringVar(&burst, "publish-burst", env("IM_PUBLISH_BURST", "100"), "burst allowed above publish-rate [IM_PUBLISH_BURST]")
+	fs.StringVar(&origins, "ws-origins", env("IM_WS_ORIGINS", "*"), "comma-separated browser origins allowed on /mqtt; * = all [IM_WS_ORIGINS]")
+	fs.StringVar(&lvl, "log-level", env("IM_LOG_LEVEL", "info"), "debug, info, warn or error [IM_LOG_LEVEL]")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: imserver [flags]\n\nSecrets are read from the environment only: IM_JWT_SECRET, IM_ADMIN_USERNAME, IM_ADMIN_PASSWORD.\n\nFlags:")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return cfg, 0, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, 0, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	var err error
+	if cfg.TokenTTL, err = time.ParseDuration(ttl); err != nil || cfg.TokenTTL <= 0 {
+		return cfg, 0, fmt.Errorf("token-ttl %q: want a positive duration such as 24h", ttl)
+	}
+	if cfg.PublishRate, err = strconv.ParseFloat(rate, 64); err != nil || cfg.PublishRate < 0 {
+		return cfg, 0, fmt.Errorf("publish-rate %q: want a number ≥ 0", rate)
+	}
+	if cfg.PublishBurst, err = strconv.Atoi(burst); err != nil || cfg.PublishBurst < 0 {
+		return cfg, 0, fmt.Errorf("publish-burst %q: want an integer ≥ 0", burst)
+	}
+	for _, o := range strings.Split(origins, ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			cfg.WSOrigins = append(cfg.WSOrigins, o)
+		}
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(lvl)); err != nil {
+		return cfg, 0, fmt.Errorf("log-level %q: want debug, info, warn or error", lvl)
+	}
+	cfg.JWTSecret = getenv("IM_JWT_SECRET")
+	cfg.AdminUsername = env("IM_ADMIN_USERNAME", "admin")
+	cfg.AdminPassword = getenv("IM_ADMIN_PASSWORD")
+	return cfg, level, nil
+}

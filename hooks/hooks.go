@@ -1,0 +1,323 @@
+// Package hooks connects the embedded broker to the domain. Its mochi hook
+// authenticates CONNECTs (token as password, client-id rule, Will
+// discarded), enforces the topic ACL, hands every client publish to the
+// domain's single send path before the broker acknowledges it, reports
+// presence, and disconnects clients that stop reading. It holds no business
+// rules and no SQL.
+package hooks
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/imserver/imserver/im"
+	"github.com/imserver/imserver/topics"
+	"github.com/imserver/imserver/wire"
+)
+
+// Domain is what the hook needs from the domain (implemented by
+// *im.Service).
+type Domain interface {
+	PublishTopic(ctx context.Context, p im.Principal, topic string, payload []byte) (wire.Envelope, error)
+	MayReceive(p im.Principal, topic string) bool
+	ClientConnected(p im.Principal)
+	ClientDisconnected(p im.Principal)
+}
+
+// Verifier checks access tokens (implemented by *auth.Tokens).
+type Verifier interface {
+	Verify(token string) (im.Principal, time.Time, error)
+}
+
+// Broker is the broker control the hook needs (implemented by
+// *broker.Broker).
+type Broker interface {
+	RefuseConnect(cl *mqtt.Client) error
+	Unsubscribe(cl *mqtt.Client, filter string)
+	Disconnect(cl *mqtt.Client, code packets.Code)
+	Publish(topic string, payload []byte) error
+}
+
+// Options configures a Hook.
+type Options struct {
+	Domain   Domain
+	Tokens   Verifier
+	Sessions *Sessions
+	Log      *slog.Logger
+	// PublishTimeout bounds the storing of one publish. Keep it well under
+	// the keepalive: the publisher's connection reads nothing meanwhile.
+	// Default 10s.
+	PublishTimeout time.Duration
+	// Keepalive is imposed on clients that ask for none (0) or for more
+	// than MaxKeepalive, so dead connections are found. Default 300s.
+	Keepalive, MaxKeepalive uint16
+}
+
+// Hook is the mochi hook of the server.
+type Hook struct {
+	mqtt.HookBase
+	dom      Domain
+	tokens   Verifier
+	sessions *Sessions
+	log      *slog.Logger
+	timeout  time.Duration
+	keep     uint16
+	maxKeep  uint16
+
+	draining atomic.Bool
+	inflight sync.WaitGroup
+}
+
+var _ mqtt.Hook = (*Hook)(nil)
+
+// New returns a Hook.
+func New(o Options) *Hook {
+	h := &Hook{dom: o.Domain, tokens: o.Tokens, sessions: o.Sessions, log: o.Log, timeout: o.PublishTimeout, keep: o.Keepalive, maxKeep: o.MaxKeepalive}
+	if h.log == nil {
+		h.log = slog.Default()
+	}
+	if h.timeout <= 0 {
+		h.timeout = 10 * time.Second
+	}
+	if h.keep == 0 {
+		h.keep = 300
+	}
+	if h.maxKeep == 0 {
+		h.maxKeep = 1200
+	}
+	return h
+}
+
+// ID implements mqtt.Hook.
+func (h *Hook) ID() string { return "imserver" }
+
+// Provides implements mqtt.Hook.
+func (h *Hook) Provides(b byte) bool {
+	return bytes.Contains([]byte{
+		mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnSessionEstablished, mqtt.OnDisconnect,
+		mqtt.OnACLCheck, mqtt.OnPublish, mqtt.OnPublishDropped,
+	}, []byte{b})
+}
+
+// OnConnect authenticates the client: the password is an access token and
+// the client id must be empty or start with "u{uid}-", so nobody can take
+// over another user's session. A refusal is answered with CONNACK "not
+// authorized" here (mochi's own refusal says "bad username or password").
+// The Will message is discarded: it would be published without any check.
+func (h *Hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
+	p, exp, err := h.tokens.Verify(string(pk.Connect.Password))
+	if err != nil {
+		h.log.Info("mqtt connect refused", "reason", "bad token", "remote", cl.Net.Remote)
+		return h.refuse(cl)
+	}
+	if id := pk.Connect.ClientIdentifier; id != "" && !strings.HasPrefix(id, clientIDPrefix(p.UID)) {
+		h.log.Info("mqtt connect refused", "reason", "foreign client id", "uid", p.UID, "client", id)
+		return h.refuse(cl)
+	}
+	atomic.StoreUint32(&cl.Properties.Will.Flag, 0)
+	cl.Properties.Will = mqtt.Will{}
+	if ka := cl.State.Keepalive; ka == 0 || ka > h.maxKeep {
+		cl.State.Keepalive = min(max(ka, h.keep), h.maxKeep)
+		cl.State.ServerKeepalive = true
+	}
+	h.sessions.add(cl, p, exp)
+	return nil
+}
+
+func (h *Hook) refuse(cl *mqtt.Client) error {
+	if err := h.sessions.broker.RefuseConnect(cl); err != nil {
+		return err
+	}
+	return packets.ErrNotAuthorized
+}
+
+// clientIDPrefix is the prefix every client id chosen by user uid must have.
+func clientIDPrefix(uid int64) string { return "u" + strconv.FormatInt(uid, 10) + "-" }
+
+// OnConnectAuthenticate implements mqtt.Hook: clients that passed OnConnect
+// are let in.
+func (h *Hook) OnConnectAuthenticate(cl *mqtt.Client, _ packets.Packet) bool {
+	_, ok := h.sessions.principal(cl)
+	return ok
+}
+
+// OnSessionEstablished marks the client live: presence, and a disconnect
+// when its token expires.
+func (h *Hook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
+	if p, ok := h.sessions.establish(cl); ok {
+		h.dom.ClientConnected(p)
+	}
+}
+
+// OnDisconnect releases the client. With a session takeover the old
+// client's disconnect may come after the new one is established; each
+// client is counted on its own, so presence never blinks.
+func (h *Hook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
+	if p, established, ok := h.sessions.remove(cl); ok && established {
+		h.dom.ClientDisconnected(p)
+	}
+}
+
+// OnACLCheck implements mqtt.Hook. Subscriptions and deliveries (write is
+// false) follow the contract's topic table. Publishes (write is true) are
+// all let through to OnPublish, which refuses them with an error event
+// and a reason code: refused here, a 3.1.1 client would be disconnected
+// without knowing why.
+func (h *Hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
+	if write {
+		return true
+	}
+	p, ok := h.sessions.principal(cl)
+	return ok && h.dom.MayReceive(p, topic)
+}
+
+// OnPublish stores a client's message through the domain before mochi
+// acknowledges it, and stops mochi from forwarding the raw publish: the
+// domain delivers the stored envelope itself.
+func (h *Hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if cl.Net.Inline {
+		return pk, nil // the server's own deliveries
+	}
+	h.inflight.Add(1)
+	defer h.inflight.Done()
+	if h.draining.Load() {
+		// Shutting down: no ack, so the client sends it again to the next
+		// server once it reconnects.
+		cl.Stop(packets.ErrServerShuttingDown)
+		return pk, packets.ErrRejectPacket
+	}
+	p, ok := h.sessions.principal(cl)
+	if !ok {
+		return pk, packets.ErrRejectPacket
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), h.timeout)
+	defer cancel()
+	_, err := h.dom.PublishTopic(ctx, p, pk.TopicName, pk.Payload)
+	if err == nil {
+		return pk, packets.CodeSuccessIgnore
+	}
+	return h.reject(cl, p, pk, err)
+}
+
+// reject tells the publisher why its publish failed: an error event on its
+// inbox in every case, and on MQTT 5 the reason code of its PUBACK or
+// PUBREC. Everything else gets a plain ack (mochi's CodeSuccessIgnore):
+// any other answer would make mochi deliver the packet (3.1.1) or leave the
+// client waiting for an ack forever.
+func (h *Hook) reject(cl *mqtt.Client, p im.Principal, pk packets.Packet, err error) (packets.Packet, error) {
+	event, code, refused := refusal(err)
+	if !refused {
+		// Not the client's fault (the database is down, say): nothing was
+		// stored. Without an ack, the client sends it again after it
+		// reconnects; MQTT 5 clients get "unspecified error" at once.
+		h.log.Error("publish failed", "uid", p.UID, "topic", pk.TopicName, "error", err)
+		if cl.Properties.ProtocolVersion == 5 && pk.FixedHeader.Qos > 0 {
+			return h.nack(cl, pk, packets.ErrUnspecifiedError)
+		}
+		cl.Stop(packets.ErrServerUnavailable)
+		return pk, packets.ErrRejectPacket
+	}
+	ev := wire.ErrorEvent{Event: wire.EventError, CID: cidOf(pk.Payload), Topic: pk.TopicName, Code: event, Message: im.PublicMessage(err)}
+	if b, err := json.Marshal(ev); err == nil {
+		_ = h.sessions.broker.Publish(topics.Inbox(p.UID), b)
+	}
+	if cl.Properties.ProtocolVersion == 5 && pk.FixedHeader.Qos > 0 {
+		code.Reason = ev.Message
+		return h.nack(cl, pk, code)
+	}
+	return pk, packets.CodeSuccessIgnore
+}
+
+// nack refuses a v5 QoS 1 or 2 publish with a reason code. mochi answers a
+// refused QoS 2 publish with a PUBACK, which is the wrong packet, so the
+// PUBREC is written here.
+func (h *Hook) nack(cl *mqtt.Client, pk packets.Packet, code packets.Code) (packets.Packet, error) {
+	if pk.FixedHeader.Qos == 2 {
+		_ = cl.WritePacket(packets.Packet{
+			FixedHeader: packets.FixedHeader{Type: packets.Pubrec},
+			PacketID:    pk.PacketID,
+			ReasonCode:  code.Code,
+			Properties:  packets.Properties{ReasonString: code.Reason},
+		})
+		return pk, packets.ErrRejectPacket
+	}
+	return pk, code
+}
+
+// refusal maps a domain error to the error event's code and the MQTT 5
+// reason code. refused is false for failures that are not the client's
+// doing. This is the one place MQTT learns what domain errors mean.
+func refusal(err error) (event string, code packets.Code, refused bool) {
+	switch {
+	case errors.Is(err, im.ErrForbidden), errors.Is(err, im.ErrUnauthorized):
+		return wire.CodeForbidden, packets.ErrNotAuthorized, true
+	case errors.Is(err, im.ErrInvalid), errors.Is(err, im.ErrConflict):
+		return wire.CodeInvalid, packets.ErrPayloadFormatInvalid, true
+	case errors.Is(err, im.ErrTooLarge):
+		return wire.CodeTooLarge, packets.ErrPacketTooLarge, true
+	case errors.Is(err, im.ErrNotFound):
+		return wire.CodeNotFound, packets.ErrTopicNameInvalid, true
+	case errors.Is(err, im.ErrRateLimited):
+		return wire.CodeRateLimited, packets.ErrQuotaExceeded, true
+	}
+	return "", packets.ErrUnspecifiedError, false
+}
+
+// cidOf digs the cid out of a payload for the error event, if it can.
+func cidOf(payload []byte) string {
+	if len(payload) > wire.MaxPayload {
+		return ""
+	}
+	var v struct {
+		CID any `json:"cid"`
+	}
+	if json.Unmarshal(payload, &v) != nil {
+		return ""
+	}
+	s, _ := v.CID.(string)
+	if r := []rune(s); len(r) > wire.MaxCIDLen {
+		s = string(r[:wire.MaxCIDLen])
+	}
+	return s
+}
+
+// OnPublishDropped disconnects a client whose outbound queue is full: it is
+// not reading, and waiting for it would only grow its backlog. It catches
+// up from history when it reconnects.
+func (h *Hook) OnPublishDropped(cl *mqtt.Client, _ packets.Packet) {
+	if cl.Net.Inline || cl.Closed() {
+		return
+	}
+	h.log.Warn("disconnecting a client that does not keep up", "client", cl.ID)
+	cl.Stop(packets.ErrPendingClientWritesExceeded)
+}
+
+// Drain makes new publishes fail without an ack (their clients are closed
+// and resend after reconnecting) and waits until the publishes already
+// being stored are done, or ctx ends. Call it before closing the broker so
+// that every stored message is also acknowledged.
+func (h *Hook) Drain(ctx context.Context) error {
+	h.draining.Store(true)
+	done := make(chan struct{})
+	go func() {
+		h.inflight.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
