@@ -277,4 +277,3 @@ func TestSettingOrInit(t *testing.T) {
 		}
 	})
 }
-
