@@ -15,7 +15,6 @@ import (
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
 )
 
@@ -97,7 +96,7 @@ func New(o Options) (*Broker, error) {
 	}
 	if ln != nil {
 		b.tcp = ln
-		if err := srv.AddListener(listeners.NewNet("tcp", &deadlineListener{Listener: ln, writeTimeout: o.WriteTimeout})); err != nil {
+		if err := srv.AddListener(&tcpListener{id: "tcp", ln: ln, writeTimeout: o.WriteTimeout}); err != nil {
 			ln.Close()
 			return nil, fmt.Errorf("mqtt listener: %w", err)
 		}
