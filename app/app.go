@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -81,6 +82,7 @@ type App struct {
 	httpLn  net.Listener
 	ready   atomic.Bool
 	served  chan error
+	closing sync.Once
 }
 
 // New builds the server and binds its ports, but does not serve yet.
@@ -231,6 +233,10 @@ func (a *App) Shutdown(ctx context.Context) error {
 }
 
 func (a *App) closeAll() {
+	a.closing.Do(a.close)
+}
+
+func (a *App) close() {
 	if a.broker != nil {
 		_ = a.broker.Close()
 	}
@@ -263,3 +269,6 @@ func Run(ctx context.Context, cfg Config, shutdownTimeout time.Duration) error {
 	defer cancel()
 	return a.Shutdown(sctx)
 }
+
+// Online reports whether a user has a live MQTT connection.
+func (a *App) Online(uid int64) bool { return a.Service.Online(uid) }

@@ -363,6 +363,7 @@ func TestHistoryUnreadAndRead(t *testing.T) {
 			"?limit=3":                  "5,6,7",
 			"?after_seq=2&limit=2":      "3,4",
 			"?after_seq=5":              "6,7",
+			"?after_seq=0&limit=2":      "1,2",
 			"?after_seq=7":              "",
 			"?before_seq=3":             "1,2",
 			"?before_seq=6&limit=2":     "4,5",

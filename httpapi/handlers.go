@@ -66,6 +66,7 @@ func (a *API) conversations(c *gin.Context) {
 func (a *API) history(c *gin.Context) {
 	var q im.HistoryQuery
 	var err error
+	_, q.After = c.GetQuery("after_seq")
 	if q.AfterSeq, err = intQuery(c, "after_seq"); err != nil {
 		a.fail(c, err)
 		return

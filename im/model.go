@@ -75,12 +75,15 @@ func (m Message) Envelope() wire.Envelope {
 	return e
 }
 
-// HistoryQuery selects a page of a conversation's history. With AfterSeq
-// the page starts right after it; otherwise it is the newest Limit messages
-// (before BeforeSeq when given). Messages are always in ascending seq.
+// HistoryQuery selects a page of a conversation's history. With After set,
+// the page is the first Limit messages after AfterSeq (after_seq=0 starts
+// at the beginning); otherwise it is the newest Limit messages. BeforeSeq,
+// when positive, excludes it and everything later. Messages are always in
+// ascending seq.
 type HistoryQuery struct {
-	AfterSeq  int64 // 0: not set
-	BeforeSeq int64 // 0: not set
+	After     bool
+	AfterSeq  int64
+	BeforeSeq int64
 	Limit     int
 }
 

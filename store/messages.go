@@ -150,14 +150,14 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
 // History implements im.MessageStore.
 func (s *Store) History(ctx context.Context, conv string, q im.HistoryQuery) ([]im.Message, error) {
 	where, args := `conv_id = ?`, []any{conv}
-	if q.AfterSeq > 0 {
+	if q.After {
 		where, args = where+` AND seq > ?`, append(args, q.AfterSeq)
 	}
 	if q.BeforeSeq > 0 {
 		where, args = where+` AND seq < ?`, append(args, q.BeforeSeq)
 	}
 	order := `ASC`
-	if q.AfterSeq == 0 {
+	if !q.After {
 		order = `DESC` // the newest page, reversed below
 	}
 	var rows []messageRow

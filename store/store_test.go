@@ -144,7 +144,7 @@ func TestConcurrentAppends(t *testing.T) {
 		for err := range errs {
 			t.Fatal(err)
 		}
-		hist, err := s.History(ctx, conv, im.HistoryQuery{AfterSeq: 0, Limit: 1000})
+		hist, err := s.History(ctx, conv, im.HistoryQuery{After: true, Limit: 1000})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -180,10 +180,11 @@ func TestHistoryPages(t *testing.T) {
 			want []int64
 		}{
 			{"newest", im.HistoryQuery{Limit: 3}, []int64{8, 9, 10}},
-			{"after", im.HistoryQuery{AfterSeq: 4, Limit: 3}, []int64{5, 6, 7}},
+			{"from the start", im.HistoryQuery{After: true, Limit: 3}, []int64{1, 2, 3}},
+			{"after", im.HistoryQuery{After: true, AfterSeq: 4, Limit: 3}, []int64{5, 6, 7}},
 			{"before", im.HistoryQuery{BeforeSeq: 4, Limit: 2}, []int64{2, 3}},
-			{"between", im.HistoryQuery{AfterSeq: 2, BeforeSeq: 6, Limit: 50}, []int64{3, 4, 5}},
-			{"after the end", im.HistoryQuery{AfterSeq: 10, Limit: 5}, nil},
+			{"between", im.HistoryQuery{After: true, AfterSeq: 2, BeforeSeq: 6, Limit: 50}, []int64{3, 4, 5}},
+			{"after the end", im.HistoryQuery{After: true, AfterSeq: 10, Limit: 5}, nil},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				got, err := s.History(ctx, conv, tc.q)

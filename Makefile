@@ -1,0 +1,17 @@
+# Shortcuts; each target is one plain go command you can run yourself.
+.PHONY: run test race bench ci
+
+run: ## run the server on :8080 (REST, WebSocket) and :1883 (MQTT) with SQLite in data/
+	go run ./cmd/imserver
+
+test: ## the whole test suite (starts a throwaway PostgreSQL when IM_TEST_POSTGRES_URL is unset)
+	go test ./...
+
+race:
+	go test -race ./...
+
+bench: ## publish-path benchmarks on SQLite and PostgreSQL
+	go test ./e2e -run '^$$' -bench . -benchtime 3000x
+
+ci:
+	bash .ci/run
