@@ -1,12 +1,15 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	paho5 "github.com/eclipse/paho.golang/paho"
 
 	"github.com/imserver/imserver/internal/imtest"
 	"github.com/imserver/imserver/wire"
@@ -267,6 +270,29 @@ func TestMQTT5ReasonCodes(t *testing.T) {
 				t.Fatalf("event %s, want %s", m.Payload, tc.event)
 			}
 		})
+	}
+}
+
+// Strict MQTT 5 clients reject a PUBACK that carries the publisher's user
+// properties back (mochi does that unless told not to).
+func TestMQTT5PubackHasNoUserProperties(t *testing.T) {
+	s := imtest.Start(t, imtest.Options{})
+	alice, bob := s.Register(t, "alice"), s.Register(t, "bob")
+	c, err := s.Dial5(t, alice, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	pr, err := c.Paho.Publish(ctx, &paho5.Publish{
+		Topic: inbox(bob.UID), QoS: 1, Payload: []byte(`{"type":"text","body":"x"}`),
+		Properties: &paho5.PublishProperties{User: paho5.UserProperties{{Key: "trace", Value: "1"}}},
+	})
+	if err != nil || pr.ReasonCode != 0 {
+		t.Fatalf("publish: %v %+v", err, pr)
+	}
+	if pr.Properties != nil && len(pr.Properties.User) > 0 {
+		t.Fatalf("PUBACK echoes user properties: %+v", pr.Properties.User)
 	}
 }
 
