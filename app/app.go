@@ -112,7 +112,7 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	}
 	sessions := hooks.NewSessions(a.broker)
 	a.Service = im.NewService(im.Options{
-		Store: a.store, Publisher: a.broker, Passwords: cfg.Passwords, Log: a.log,
+		Store: a.store, Publisher: a.broker, Passwords: cfg.Passwords, Sessions: sessions, Log: a.log,
 		NewID: func() string { return xid.New().String() }, PublishRate: cfg.PublishRate, PublishBurst: cfg.PublishBurst,
 	})
 	a.hook = hooks.New(hooks.Options{Domain: a.Service, Tokens: a.Tokens, Sessions: sessions, Log: a.log})

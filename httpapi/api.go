@@ -86,6 +86,8 @@ func New(o Options) http.Handler {
 	u.POST("/conversations/:conv/messages", a.postMessage)
 	u.POST("/conversations/:conv/read", a.markRead)
 	u.POST("/broadcasts", a.broadcast)
+	a.roomRoutes(u)
+	a.shopRoutes(u)
 	return r
 }
 

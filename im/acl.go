@@ -17,6 +17,8 @@ func (s *Service) MayReceive(p Principal, topic string) bool {
 		return r.UID == p.UID
 	case topics.KindBroadcast:
 		return true
+	case topics.KindRoom:
+		return s.mayReceiveRoom(p, r.Room)
 	}
 	return false
 }

@@ -21,6 +21,10 @@ func (s *Service) canRead(ctx context.Context, p Principal, c topics.Conv) error
 			return errorf(ErrForbidden, "you are not a participant of %s", c)
 		}
 		return s.userExists(ctx, other)
+	case topics.ConvRoom:
+		return s.canReadRoom(ctx, p, c.Room)
+	case topics.ConvService:
+		return s.canReadService(ctx, p, c)
 	}
 	return errorf(ErrForbidden, "you are not a participant of %s", c)
 }
@@ -99,6 +103,8 @@ func (s *Service) MarkRead(ctx context.Context, p Principal, conv string, seq in
 		switch c.Kind {
 		case topics.ConvSingle:
 			s.deliver(ev, topics.Inbox(c.Other(p.UID)))
+		case topics.ConvService:
+			s.serviceReadEvent(ctx, p, c, ev)
 		}
 	}
 	return wire.ReadState{Conv: conv, ReadSeq: readSeq, LastSeq: lastSeq, Unread: lastSeq - readSeq}, nil

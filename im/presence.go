@@ -44,12 +44,16 @@ func (pr *presence) online(uid int64) bool {
 
 // ClientConnected records that one of p's MQTT clients connected.
 func (s *Service) ClientConnected(p Principal) {
-	s.presence.add(p.UID)
+	if s.presence.add(p.UID) {
+		s.cameOnline(p)
+	}
 }
 
 // ClientDisconnected records that one of p's MQTT clients went away.
 func (s *Service) ClientDisconnected(p Principal) {
-	s.presence.remove(p.UID)
+	if s.presence.remove(p.UID) {
+		s.wentOffline(p)
+	}
 }
 
 // Online reports whether uid has at least one live MQTT connection.

@@ -31,6 +31,12 @@ func (s *Service) PublishTopic(ctx context.Context, p Principal, topic string, p
 	switch route.Kind {
 	case topics.KindInbox:
 		return s.sendSingle(ctx, p, route.UID, msg)
+	case topics.KindRoom:
+		return s.sendRoom(ctx, p, route.Room, msg)
+	case topics.KindShop:
+		return s.sendToShop(ctx, p, route.Shop, msg)
+	case topics.KindShopReply:
+		return s.sendAgentReply(ctx, p, route.Shop, route.Customer, msg)
 	case topics.KindBroadcast:
 		return s.sendBroadcast(ctx, p, msg)
 	}
@@ -55,6 +61,10 @@ func (s *Service) Send(ctx context.Context, p Principal, conv string, msg wire.P
 			return wire.Envelope{}, errorf(ErrForbidden, "you are not a participant of %s", conv)
 		}
 		return s.sendSingle(ctx, p, other, msg)
+	case topics.ConvRoom:
+		return s.sendRoom(ctx, p, c.Room, msg)
+	case topics.ConvService:
+		return s.sendService(ctx, p, c, msg)
 	case topics.ConvSys:
 		return s.sendBroadcast(ctx, p, msg)
 	}

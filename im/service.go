@@ -18,6 +18,8 @@ import (
 type Store interface {
 	UserStore
 	MessageStore
+	RoomStore
+	ShopStore
 }
 
 // UserStore keeps accounts.
@@ -55,6 +57,13 @@ type Publisher interface {
 	Publish(topic string, payload []byte) error
 }
 
+// Sessions acts on users' live MQTT connections.
+type Sessions interface {
+	// DropSubscription removes uid's subscriptions to topic on every live
+	// client of uid, at once.
+	DropSubscription(uid int64, topic string)
+}
+
 // Passwords hashes and checks passwords with a slow, salted KDF. Verify
 // with an empty hash does the same work as a real check and returns false.
 type Passwords interface {
@@ -67,6 +76,7 @@ type Options struct {
 	Store     Store
 	Publisher Publisher
 	Passwords Passwords
+	Sessions  Sessions         // default: none (nothing to act on)
 	Log       *slog.Logger     // default: slog.Default()
 	Now       func() time.Time // default: time.Now
 	NewID     func() string    // message ids; default: 20 random hex digits
@@ -83,6 +93,7 @@ type Service struct {
 	store    Store
 	pub      Publisher
 	pw       Passwords
+	sess     Sessions
 	log      *slog.Logger
 	now      func() time.Time
 	newID    func() string
@@ -93,7 +104,10 @@ type Service struct {
 
 // NewService returns a Service.
 func NewService(o Options) *Service {
-	s := &Service{store: o.Store, pub: o.Publisher, pw: o.Passwords, log: o.Log, now: o.Now, newID: o.NewID}
+	s := &Service{store: o.Store, pub: o.Publisher, pw: o.Passwords, sess: o.Sessions, log: o.Log, now: o.Now, newID: o.NewID}
+	if s.sess == nil {
+		s.sess = noSessions{}
+	}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -114,3 +128,7 @@ func randomID() string {
 }
 
 func (s *Service) nowMillis() int64 { return s.now().UnixMilli() }
+
+type noSessions struct{}
+
+func (noSessions) DropSubscription(int64, string) {}
