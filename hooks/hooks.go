@@ -33,6 +33,8 @@ type Domain interface {
 	MayReceive(p im.Principal, topic string) bool
 	ClientConnected(p im.Principal)
 	ClientDisconnected(p im.Principal)
+	InboxSubscribed(p im.Principal)
+	InboxUnsubscribed(p im.Principal)
 }
 
 // Verifier checks access tokens (implemented by *auth.Tokens).
@@ -106,7 +108,7 @@ func (h *Hook) ID() string { return "imserver" }
 func (h *Hook) Provides(b byte) bool {
 	return bytes.Contains([]byte{
 		mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnSessionEstablished, mqtt.OnDisconnect,
-		mqtt.OnACLCheck, mqtt.OnPublish, mqtt.OnPublishDropped,
+		mqtt.OnSubscribed, mqtt.OnUnsubscribed, mqtt.OnACLCheck, mqtt.OnPublish, mqtt.OnPublishDropped,
 	}, []byte{b})
 }
 
@@ -155,8 +157,45 @@ func (h *Hook) OnConnectAuthenticate(cl *mqtt.Client, _ packets.Packet) bool {
 // OnSessionEstablished marks the client live: presence, and a disconnect
 // when its token expires.
 func (h *Hook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
-	if p, ok := h.sessions.establish(cl); ok {
-		h.dom.ClientConnected(p)
+	p, ok := h.sessions.establish(cl)
+	if !ok {
+		return
+	}
+	h.dom.ClientConnected(p)
+	// A resumed session (clean=false) may already hold its inbox
+	// subscription, without a SUBSCRIBE.
+	if _, ok := cl.State.Subscriptions.Get(topics.Inbox(p.UID)); ok && h.sessions.setInbox(cl, true) {
+		h.dom.InboxSubscribed(p)
+	}
+}
+
+// OnSubscribed tells the domain when a client has subscribed to its own
+// inbox: from then on its user is reachable (customer-service sessions
+// are only given to reachable agents).
+func (h *Hook) OnSubscribed(cl *mqtt.Client, pk packets.Packet, codes []byte) {
+	p, ok := h.sessions.principal(cl)
+	if !ok {
+		return
+	}
+	inbox := topics.Inbox(p.UID)
+	for i, f := range pk.Filters {
+		if f.Filter == inbox && i < len(codes) && codes[i] < 0x80 && h.sessions.setInbox(cl, true) {
+			h.dom.InboxSubscribed(p)
+		}
+	}
+}
+
+// OnUnsubscribed tells the domain when a client has left its own inbox.
+func (h *Hook) OnUnsubscribed(cl *mqtt.Client, pk packets.Packet) {
+	p, ok := h.sessions.principal(cl)
+	if !ok {
+		return
+	}
+	inbox := topics.Inbox(p.UID)
+	for _, f := range pk.Filters {
+		if f.Filter == inbox && h.sessions.setInbox(cl, false) {
+			h.dom.InboxUnsubscribed(p)
+		}
 	}
 }
 
@@ -164,9 +203,14 @@ func (h *Hook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 // client's disconnect may come after the new one is established; each
 // client is counted on its own, so presence never blinks.
 func (h *Hook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
-	if p, established, ok := h.sessions.remove(cl); ok && established {
-		h.dom.ClientDisconnected(p)
+	ss, ok := h.sessions.remove(cl)
+	if !ok || !ss.established {
+		return
 	}
+	if ss.inbox {
+		h.dom.InboxUnsubscribed(ss.p)
+	}
+	h.dom.ClientDisconnected(ss.p)
 }
 
 // OnACLCheck implements mqtt.Hook. Subscriptions and deliveries (write is

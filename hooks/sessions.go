@@ -25,6 +25,7 @@ type session struct {
 	p           im.Principal
 	expires     time.Time
 	established bool
+	inbox       bool // subscribed to its user's inbox
 	timer       *time.Timer
 }
 
@@ -70,12 +71,26 @@ func (s *Sessions) establish(cl *mqtt.Client) (im.Principal, bool) {
 	return ss.p, true
 }
 
-func (s *Sessions) remove(cl *mqtt.Client) (p im.Principal, established, ok bool) {
+// setInbox records whether cl is subscribed to its user's inbox and
+// reports whether that changed.
+func (s *Sessions) setInbox(cl *mqtt.Client, on bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ss, ok := s.clients[cl]
+	if !ok || !ss.established || ss.inbox == on {
+		return false
+	}
+	ss.inbox = on
+	return true
+}
+
+// remove forgets cl and returns what was known of it.
+func (s *Sessions) remove(cl *mqtt.Client) (session, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	ss, ok := s.clients[cl]
 	if !ok {
-		return im.Principal{}, false, false
+		return session{}, false
 	}
 	delete(s.clients, cl)
 	if ss.timer != nil {
@@ -87,7 +102,7 @@ func (s *Sessions) remove(cl *mqtt.Client) (p im.Principal, established, ok bool
 			delete(s.byUser, ss.p.UID)
 		}
 	}
-	return ss.p, ss.established, true
+	return *ss, true
 }
 
 // clientsOf returns the live clients of uid.

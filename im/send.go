@@ -92,7 +92,9 @@ func (s *Service) sendSingle(ctx context.Context, p Principal, to int64, msg wir
 	if err := s.userExists(ctx, to); err != nil {
 		return wire.Envelope{}, err
 	}
-	stored, dup, err := s.append(ctx, Message{Conv: topics.SingleConv(p.UID, to), From: p.UID, Type: msg.Type, Body: msg.Body, CID: msg.CID})
+	conv := topics.SingleConv(p.UID, to)
+	defer s.locks.lock(conv)()
+	stored, dup, err := s.append(ctx, Message{Conv: conv, From: p.UID, Type: msg.Type, Body: msg.Body, CID: msg.CID})
 	if err != nil {
 		return wire.Envelope{}, err
 	}
@@ -115,6 +117,7 @@ func (s *Service) sendBroadcast(ctx context.Context, p Principal, msg wire.Publi
 	if err != nil {
 		return wire.Envelope{}, err
 	}
+	defer s.locks.lock(topics.SysConv)()
 	stored, dup, err := s.append(ctx, Message{Conv: topics.SysConv, From: p.UID, Type: msg.Type, Body: msg.Body, CID: msg.CID})
 	if err != nil {
 		return wire.Envelope{}, err

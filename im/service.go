@@ -99,6 +99,7 @@ type Service struct {
 	newID    func() string
 	limiter  *limiter
 	presence presence
+	locks    *convLocks
 	known    sync.Map // uid → struct{}: users known to exist (accounts are never deleted)
 }
 
@@ -118,6 +119,7 @@ func NewService(o Options) *Service {
 		s.newID = randomID
 	}
 	s.limiter = newLimiter(o.PublishRate, o.PublishBurst, s.now)
+	s.locks = newConvLocks()
 	return s
 }
 
