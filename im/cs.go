@@ -104,6 +104,9 @@ type ServiceTx interface {
 	UpdateSession(ctx context.Context, s Session) error
 	// Agents lists the shop's agents with their loads.
 	Agents(ctx context.Context, shop int64) ([]Agent, error)
+	// AgentStatus returns uid's online/away choice and whether it is an
+	// agent of the shop.
+	AgentStatus(ctx context.Context, shop, uid int64) (status string, isAgent bool, err error)
 	// LastAgent returns the agent most recently assigned to any of the
 	// customer's sessions with the shop, or 0.
 	LastAgent(ctx context.Context, shop, customer int64) (int64, error)
@@ -111,7 +114,9 @@ type ServiceTx interface {
 	MarkAssigned(ctx context.Context, shop, uid, now int64) error
 	// Append stores a message as MessageStore.AppendMessage does.
 	Append(ctx context.Context, m Message) (Message, bool, error)
-	// Unseen returns the session's messages not stored for agent, in seq
-	// order: those it has not been sent.
+	// Unseen returns the session's messages the agent has not been sent, in
+	// seq order: those stored for other agents or while queued, and not in
+	// a backlog it was already sent. It records that the agent has now
+	// been sent everything up to the session's last message.
 	Unseen(ctx context.Context, session, agent int64) ([]Message, error)
 }

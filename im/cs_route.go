@@ -107,19 +107,11 @@ func (s *Service) chooseAgent(ctx context.Context, tx ServiceTx, shop, customer 
 // currentAgentAvailable is rule 1: the session's agent is still an agent
 // of the shop, reachable and not away.
 func (s *Service) currentAgentAvailable(ctx context.Context, tx ServiceTx, sess Session) (bool, error) {
-	if sess.Agent == 0 || sess.Status != SessionOpen {
+	if sess.Agent == 0 || sess.Status != SessionOpen || !s.reachable(sess.Agent) {
 		return false, nil
 	}
-	agents, err := tx.Agents(ctx, sess.Shop)
-	if err != nil {
-		return false, err
-	}
-	for _, a := range agents {
-		if a.UID == sess.Agent {
-			return s.available(a), nil
-		}
-	}
-	return false, nil
+	status, isAgent, err := tx.AgentStatus(ctx, sess.Shop, sess.Agent)
+	return isAgent && status != StatusAway, err
 }
 
 // assign gives sess to agent (0: back to the queue) inside tx, and fills r.
@@ -218,30 +210,37 @@ func (s *Service) sendToShop(ctx context.Context, p Principal, shopID int64, msg
 	keyword := keywordReply(shop, msg)
 	var r routed
 	// Fast path: the session's agent is still available (rule 1). No shop
-	// lock: messages of different customers of one shop do not queue.
-	err = s.store.InServiceTx(ctx, func(tx ServiceTx) error {
-		r = routed{}
-		sess, ok, err := tx.ActiveSession(ctx, shopID, p.UID)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return errNeedsRouting
-		}
-		if ok, err := s.currentAgentAvailable(ctx, tx, sess); err != nil {
-			return err
-		} else if !ok {
-			return errNeedsRouting
-		}
-		r.session = sess
-		if err := s.appendService(ctx, tx, sess, customerMsg, &r); err != nil {
-			return err
-		}
-		if keyword != "" {
-			return s.autoReply(ctx, tx, sess, keyword, &r)
-		}
-		return nil
-	})
+	// lock: messages of different customers of one shop do not queue. A
+	// read first spares new sessions a write transaction that could only
+	// fail.
+	err = errNeedsRouting
+	if cur, ok, rerr := s.store.CurrentSession(ctx, shopID, p.UID); rerr != nil {
+		return wire.Envelope{}, fmt.Errorf("customer service: %w", rerr)
+	} else if ok && cur.Status == SessionOpen && s.reachable(cur.Agent) {
+		err = s.store.InServiceTx(ctx, func(tx ServiceTx) error {
+			r = routed{}
+			sess, ok, err := tx.ActiveSession(ctx, shopID, p.UID)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return errNeedsRouting
+			}
+			if ok, err := s.currentAgentAvailable(ctx, tx, sess); err != nil {
+				return err
+			} else if !ok {
+				return errNeedsRouting
+			}
+			r.session = sess
+			if err := s.appendService(ctx, tx, sess, customerMsg, &r); err != nil {
+				return err
+			}
+			if keyword != "" {
+				return s.autoReply(ctx, tx, sess, keyword, &r)
+			}
+			return nil
+		})
+	}
 	if errors.Is(err, errNeedsRouting) {
 		err = s.store.InServiceTx(ctx, func(tx ServiceTx) error {
 			r = routed{}
@@ -268,12 +267,6 @@ func (s *Service) routeCustomerMessage(ctx context.Context, tx ServiceTx, shopID
 		return err
 	}
 	opened := !ok
-	if opened {
-		if sess, err = tx.CreateSession(ctx, Session{Shop: shopID, Customer: customer, Status: SessionQueued, CreatedAt: s.nowMillis()}); err != nil {
-			return err
-		}
-	}
-	r.session = sess
 	agent := int64(0)
 	if ok, err := s.currentAgentAvailable(ctx, tx, sess); err != nil {
 		return err
@@ -282,11 +275,26 @@ func (s *Service) routeCustomerMessage(ctx context.Context, tx ServiceTx, shopID
 	} else if agent, err = s.chooseAgent(ctx, tx, shopID, customer); err != nil { // rules 2, 3
 		return err
 	}
-	if agent != sess.Agent || (agent == 0 && sess.Status != SessionQueued) {
+	if opened {
+		// A new session is created with its agent: it has no backlog.
+		now := s.nowMillis()
+		sess = Session{Shop: shopID, Customer: customer, Agent: agent, Status: SessionQueued, CreatedAt: now}
+		if agent != 0 {
+			sess.Status, sess.AssignedAt = SessionOpen, now
+			if err := tx.MarkAssigned(ctx, shopID, agent, now); err != nil {
+				return err
+			}
+		}
+		if sess, err = tx.CreateSession(ctx, sess); err != nil {
+			return err
+		}
+		r.assigned = agent != 0
+	} else if agent != sess.Agent || (agent == 0 && sess.Status != SessionQueued) {
 		if sess, err = s.assign(ctx, tx, sess, agent, r); err != nil {
 			return err
 		}
 	}
+	r.session = sess
 	if err := s.appendService(ctx, tx, sess, m, r); err != nil {
 		return err
 	}

@@ -44,9 +44,9 @@ func keywordJSON(krs []im.KeywordReply) string {
 
 // CreateShop implements im.ShopStore.
 func (s *Store) CreateShop(ctx context.Context, shop im.Shop) (im.Shop, error) {
-	err := s.w.GetContext(ctx, &shop.ID, s.w.Rebind(`
+	err := s.getw(ctx, &shop.ID, `
 		INSERT INTO shops (name, welcome_message, offline_message, keyword_replies, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?) RETURNING shop_id`),
+		VALUES (?, ?, ?, ?, ?, ?) RETURNING shop_id`,
 		shop.Name, shop.WelcomeMessage, shop.OfflineMessage, keywordJSON(shop.KeywordReplies), shop.CreatedAt, shop.CreatedAt)
 	if err != nil {
 		return im.Shop{}, fmt.Errorf("insert shop: %w", mapErr(err))
@@ -56,8 +56,8 @@ func (s *Store) CreateShop(ctx context.Context, shop im.Shop) (im.Shop, error) {
 
 // UpdateShop implements im.ShopStore.
 func (s *Store) UpdateShop(ctx context.Context, shop im.Shop) error {
-	res, err := s.w.ExecContext(ctx, s.w.Rebind(`
-		UPDATE shops SET name = ?, welcome_message = ?, offline_message = ?, keyword_replies = ? WHERE shop_id = ?`),
+	res, err := s.exec(ctx, `
+		UPDATE shops SET name = ?, welcome_message = ?, offline_message = ?, keyword_replies = ? WHERE shop_id = ?`,
 		shop.Name, shop.WelcomeMessage, shop.OfflineMessage, keywordJSON(shop.KeywordReplies), shop.ID)
 	if err != nil {
 		return fmt.Errorf("update shop %d: %w", shop.ID, mapErr(err))
@@ -99,8 +99,8 @@ func (s *Store) Shops(ctx context.Context) ([]im.Shop, error) {
 
 // AddAgent implements im.ShopStore.
 func (s *Store) AddAgent(ctx context.Context, shop, uid, now int64) error {
-	_, err := s.w.ExecContext(ctx, s.w.Rebind(`
-		INSERT INTO shop_agents (shop_id, uid, added_at) VALUES (?, ?, ?) ON CONFLICT (shop_id, uid) DO NOTHING`), shop, uid, now)
+	_, err := s.exec(ctx, `
+		INSERT INTO shop_agents (shop_id, uid, added_at) VALUES (?, ?, ?) ON CONFLICT (shop_id, uid) DO NOTHING`, shop, uid, now)
 	if err != nil {
 		return fmt.Errorf("add agent %d to shop %d: %w", uid, shop, mapErr(err))
 	}
@@ -109,7 +109,7 @@ func (s *Store) AddAgent(ctx context.Context, shop, uid, now int64) error {
 
 // RemoveAgent implements im.ShopStore.
 func (s *Store) RemoveAgent(ctx context.Context, shop, uid int64) (bool, error) {
-	res, err := s.w.ExecContext(ctx, s.w.Rebind(`DELETE FROM shop_agents WHERE shop_id = ? AND uid = ?`), shop, uid)
+	res, err := s.exec(ctx, `DELETE FROM shop_agents WHERE shop_id = ? AND uid = ?`, shop, uid)
 	if err != nil {
 		return false, fmt.Errorf("remove agent %d from shop %d: %w", uid, shop, mapErr(err))
 	}
@@ -250,7 +250,7 @@ func (s *Store) QueuedSessions(ctx context.Context, shop int64) ([]im.Session, e
 
 // SetUserStatus implements im.ShopStore.
 func (s *Store) SetUserStatus(ctx context.Context, uid int64, status string) error {
-	if _, err := s.w.ExecContext(ctx, s.w.Rebind(`UPDATE users SET status = ? WHERE uid = ?`), status, uid); err != nil {
+	if _, err := s.exec(ctx, `UPDATE users SET status = ? WHERE uid = ?`, status, uid); err != nil {
 		return fmt.Errorf("status of %d: %w", uid, mapErr(err))
 	}
 	return nil
@@ -258,6 +258,11 @@ func (s *Store) SetUserStatus(ctx context.Context, uid int64, status string) err
 
 // InServiceTx implements im.ShopStore.
 func (s *Store) InServiceTx(ctx context.Context, fn func(im.ServiceTx) error) error {
+	release, err := s.lockWrite(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
 	tx, err := s.w.BeginTxx(ctx, nil)
 	if err != nil {
 		return mapErr(err)
@@ -332,6 +337,19 @@ func (t *serviceTx) Agents(ctx context.Context, shop int64) ([]im.Agent, error) 
 	return agents(ctx, t.tx, shop)
 }
 
+func (t *serviceTx) AgentStatus(ctx context.Context, shop, uid int64) (string, bool, error) {
+	var status string
+	err := t.tx.GetContext(ctx, &status, t.tx.Rebind(`
+		SELECT u.status FROM shop_agents sa JOIN users u ON u.uid = sa.uid WHERE sa.shop_id = ? AND sa.uid = ?`), shop, uid)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("status of agent %d: %w", uid, mapErr(err))
+	}
+	return status, true, nil
+}
+
 func (t *serviceTx) LastAgent(ctx context.Context, shop, customer int64) (int64, error) {
 	var agent sql.NullInt64
 	err := t.tx.GetContext(ctx, &agent, t.tx.Rebind(`
@@ -369,13 +387,22 @@ func (t *serviceTx) Unseen(ctx context.Context, session, agent int64) ([]im.Mess
 	var rows []messageRow
 	err := t.tx.SelectContext(ctx, &rows, t.tx.Rebind(`
 		SELECT `+messageColumns+` FROM messages
-		WHERE session_id = ? AND (agent IS NULL OR agent <> ?) ORDER BY seq`), session, agent)
+		WHERE session_id = ? AND (agent IS NULL OR agent <> ?)
+		  AND seq > COALESCE((SELECT seq FROM cs_seen WHERE session_id = ? AND agent = ?), 0)
+		ORDER BY seq`), session, agent, session, agent)
 	if err != nil {
 		return nil, fmt.Errorf("unseen messages of session %d: %w", session, mapErr(err))
 	}
 	out := make([]im.Message, len(rows))
 	for i, r := range rows {
 		out[i] = r.message()
+	}
+	_, err = t.tx.ExecContext(ctx, t.tx.Rebind(`
+		INSERT INTO cs_seen (session_id, agent, seq)
+		SELECT CAST(? AS BIGINT), CAST(? AS BIGINT), COALESCE(MAX(seq), 0) FROM messages WHERE session_id = ?
+		ON CONFLICT (session_id, agent) DO UPDATE SET seq = excluded.seq`), session, agent, session)
+	if err != nil {
+		return nil, fmt.Errorf("mark session %d seen by %d: %w", session, agent, mapErr(err))
 	}
 	return out, nil
 }

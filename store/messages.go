@@ -113,15 +113,18 @@ func (s *Store) nextSeq(ctx context.Context, tx *sqlx.Tx, conv string, now int64
 	if err != nil {
 		return 0, fmt.Errorf("%w: %w", im.ErrInvalid, err)
 	}
-	// A concurrent first message may create it between our two statements;
-	// DO NOTHING then waits for that transaction, and the bump below sees
-	// its row.
-	_, err = tx.ExecContext(ctx, tx.Rebind(`
+	// The first message creates the conversation with last_seq 1. If a
+	// concurrent first message created it between our two statements, DO
+	// NOTHING waits for that transaction, and the bump below sees its row.
+	res, err := tx.ExecContext(ctx, tx.Rebind(`
 		INSERT INTO conversations (conv_id, kind, user_a, user_b, room_id, shop_id, customer, last_seq, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?) ON CONFLICT (conv_id) DO NOTHING`),
+		VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?) ON CONFLICT (conv_id) DO NOTHING`),
 		conv, string(c.Kind), nullInt(c.A), nullInt(c.B), nullInt(c.Room), nullInt(c.Shop), nullInt(c.Customer), now)
 	if err != nil {
 		return 0, mapErr(err)
+	}
+	if n, _ := res.RowsAffected(); n == 1 {
+		return 1, nil
 	}
 	err = tx.GetContext(ctx, &seq, bump, now, conv)
 	return seq, mapErr(err)
@@ -133,6 +136,11 @@ var errRollback = errors.New("rollback")
 // inTx runs fn in a write transaction and commits it, or rolls it back if
 // fn fails. fn returning errRollback rolls back and reports success.
 func (s *Store) inTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
+	release, err := s.lockWrite(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
 	tx, err := s.w.BeginTxx(ctx, nil)
 	if err != nil {
 		return mapErr(err)
@@ -232,11 +240,11 @@ func (s *Store) Conversations(ctx context.Context, uid int64) ([]im.Conversation
 
 // MarkRead implements im.MessageStore.
 func (s *Store) MarkRead(ctx context.Context, conv string, uid, seq int64) (int64, int64, bool, error) {
-	res, err := s.w.ExecContext(ctx, s.w.Rebind(`
+	res, err := s.exec(ctx, `
 		INSERT INTO read_positions (conv_id, uid, read_seq)
 		SELECT conv_id, CAST(? AS BIGINT), CASE WHEN last_seq < ? THEN last_seq ELSE CAST(? AS BIGINT) END FROM conversations WHERE conv_id = ?
 		ON CONFLICT (conv_id, uid) DO UPDATE SET read_seq = excluded.read_seq
-		WHERE read_positions.read_seq < excluded.read_seq`), uid, seq, seq, conv)
+		WHERE read_positions.read_seq < excluded.read_seq`, uid, seq, seq, conv)
 	if err != nil {
 		return 0, 0, false, fmt.Errorf("mark %s read: %w", conv, mapErr(err))
 	}
@@ -245,7 +253,7 @@ func (s *Store) MarkRead(ctx context.Context, conv string, uid, seq int64) (int6
 		LastSeq int64 `db:"last_seq"`
 		ReadSeq int64 `db:"read_seq"`
 	}
-	err = s.w.GetContext(ctx, &st, s.w.Rebind(`
+	err = s.r.GetContext(ctx, &st, s.r.Rebind(`
 		SELECT c.last_seq, COALESCE(rp.read_seq, 0) AS read_seq FROM conversations c
 		LEFT JOIN read_positions rp ON rp.conv_id = c.conv_id AND rp.uid = ?
 		WHERE c.conv_id = ?`), uid, conv)

@@ -36,9 +36,10 @@ var migrations embed.FS
 // Store is the SQL implementation of im.Store.
 type Store struct {
 	engine string
-	path   string   // SQLite: the database file
-	w      *sqlx.DB // writes and transactions (SQLite: a single connection)
-	r      *sqlx.DB // reads (SQLite: a pool of read-only connections; PostgreSQL: same as w)
+	path   string        // SQLite: the database file
+	w      *sqlx.DB      // writes and transactions (SQLite: a single connection)
+	r      *sqlx.DB      // reads (SQLite: a pool of read-only connections; PostgreSQL: same as w)
+	gate   chan struct{} // SQLite: admits one writer at a time, in order (see lockWrite)
 	log    *slog.Logger
 }
 
@@ -85,6 +86,7 @@ func Open(ctx context.Context, url string, log *slog.Logger) (*Store, error) {
 		// queueing them in Go is cheaper than busy-waiting on the file lock.
 		s.w.SetMaxOpenConns(1)
 		s.w.SetConnMaxLifetime(0)
+		s.gate = make(chan struct{}, 1)
 		if s.r, err = sqlx.Open("sqlite", dsn+"&_pragma=query_only(1)"); err != nil {
 			s.w.Close()
 			return nil, fmt.Errorf("open sqlite: %w", err)

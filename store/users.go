@@ -25,9 +25,9 @@ const userColumns = `uid, username, password_hash, role, status, created_at`
 
 // CreateUser implements im.UserStore.
 func (s *Store) CreateUser(ctx context.Context, u im.User) (im.User, error) {
-	err := s.w.GetContext(ctx, &u.UID, s.w.Rebind(`
+	err := s.getw(ctx, &u.UID, `
 		INSERT INTO users (username, username_key, password_hash, role, status, created_at)
-		VALUES (?, ?, ?, ?, ?, ?) RETURNING uid`),
+		VALUES (?, ?, ?, ?, ?, ?) RETURNING uid`,
 		u.Username, strings.ToLower(u.Username), u.PasswordHash, u.Role, u.Status, u.CreatedAt)
 	if err != nil {
 		return im.User{}, fmt.Errorf("insert user: %w", mapErr(err))
