@@ -374,8 +374,12 @@ func (c *Client) onConnect(pc paho.Client) {
 	}
 	c.q.push(item{kind: itemConnected})
 	for _, p := range resend {
-		if p.published() {
-			pc.Publish(p.topic, 1, false, p.payload)
+		if p.takeFailed() {
+			go func(p *pendingSend, tok paho.Token) {
+				if <-tok.Done(); tok.Error() != nil {
+					p.setFailed()
+				}
+			}(p, pc.Publish(p.topic, 1, false, p.payload))
 		}
 	}
 }

@@ -129,7 +129,7 @@ func TestSendHonoursTheDeadline(t *testing.T) {
 	s := imtest.Start(t, imtest.Options{})
 	alice, bob := s.Register(t, "alice"), s.Register(t, "bob")
 	proxy := imtest.NewProxy(t, s.MQTTAddr)
-	c, _ := dial(t, s, alice, clients.Options{Broker: "tcp://" + proxy.Addr()})
+	c, r := dial(t, s, alice, clients.Options{Broker: "tcp://" + proxy.Addr()})
 
 	proxy.Block()
 	proxy.Cut()
@@ -158,6 +158,10 @@ func TestSendHonoursTheDeadline(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
+	// The publish that timed out was still queued in the MQTT client: it is
+	// sent after the reconnect too. Wait for it, so that no publish is in
+	// flight when the server stops.
+	r.waitMessages(t, topics.SingleConv(alice.UID, bob.UID), 2)
 }
 
 func TestDialRefusesBadToken(t *testing.T) {

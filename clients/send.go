@@ -62,7 +62,7 @@ type pendingSend struct {
 	once    sync.Once
 	done    chan sendResult
 	mu      sync.Mutex
-	sent    bool // handed to paho at least once
+	failed  bool // paho did not take the publish: onConnect sends it again
 }
 
 type sendResult struct {
@@ -74,10 +74,19 @@ func (p *pendingSend) resolve(env wire.Envelope, err error) {
 	p.once.Do(func() { p.done <- sendResult{env, err} })
 }
 
-func (p *pendingSend) published() bool {
+// takeFailed reports whether the publish must be sent again, and clears it.
+func (p *pendingSend) takeFailed() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.sent
+	f := p.failed
+	p.failed = false
+	return f
+}
+
+func (p *pendingSend) setFailed() {
+	p.mu.Lock()
+	p.failed = true
+	p.mu.Unlock()
 }
 
 // resolveSend completes the Send waiting for cid, if any.
@@ -99,7 +108,10 @@ func (c *Client) resolveSend(cid string, env wire.Envelope, err error) bool {
 // cid), or an *Error from the error event. A msg without a cid gets a
 // random one. If the connection drops meanwhile, the publish is sent again
 // after the reconnect, and the cid makes sure it is stored once. It gives
-// up when ctx ends. The typed sends below are the usual way in.
+// up when ctx ends; the message may still be stored later (MQTT QoS 1 is
+// at least once, and the publish may be queued in the connection): to be
+// sure it is stored exactly once, send it again with the same msg.CID.
+// The typed sends below are the usual way in.
 func (c *Client) Publish(ctx context.Context, topic string, msg wire.Publish) (wire.Envelope, error) {
 	if msg.CID == "" {
 		msg.CID = randomHex(12)
@@ -128,22 +140,30 @@ func (c *Client) Publish(ctx context.Context, topic string, msg wire.Publish) (w
 		c.mu.Unlock()
 	}()
 
-	p.mu.Lock()
-	p.sent = true
-	p.mu.Unlock()
-	// If this publish is lost with the connection, onConnect sends it again.
-	c.mqtt.Publish(topic, 1, false, payload)
-	select {
-	case r := <-p.done:
-		if r.err != nil {
-			return wire.Envelope{}, fmt.Errorf("send to %s: %w", topic, r.err)
+	// Paho keeps a QoS 1 publish it took across reconnects and sends it
+	// again itself; one it refused (no connection at all) is sent again by
+	// onConnect.
+	tok := c.mqtt.Publish(topic, 1, false, payload)
+	tokDone := tok.Done()
+	for {
+		select {
+		case <-tokDone:
+			tokDone = nil
+			if err := tok.Error(); err != nil {
+				c.log.Debug("publish not taken; sending it again after the reconnect", "topic", topic, "error", err)
+				p.setFailed()
+			}
+		case r := <-p.done:
+			if r.err != nil {
+				return wire.Envelope{}, fmt.Errorf("send to %s: %w", topic, r.err)
+			}
+			return r.env, nil
+		case <-ctx.Done():
+			if !c.IsConnected() {
+				return wire.Envelope{}, fmt.Errorf("send to %s: %w (%w)", topic, ctx.Err(), ErrNotConnected)
+			}
+			return wire.Envelope{}, fmt.Errorf("send to %s: %w", topic, ctx.Err())
 		}
-		return r.env, nil
-	case <-ctx.Done():
-		if !c.IsConnected() {
-			return wire.Envelope{}, fmt.Errorf("send to %s: %w (%w)", topic, ctx.Err(), ErrNotConnected)
-		}
-		return wire.Envelope{}, fmt.Errorf("send to %s: %w", topic, ctx.Err())
 	}
 }
 
