@@ -23,7 +23,7 @@
 //
 //	go run ./cmd/imbench                                   # all workloads, small sizes, < 1 minute
 //	go run ./cmd/imbench -workloads w1 -sweep 0.25,0.5,0.75 -json w1.json
-//	go run ./cmd/imbench -workloads w3 -conns 50000        # 50,000 idle connections
+//	go run ./cmd/imbench -workloads w3 -conns 50000        # 50,000 idle connections (needs RLIMIT_NOFILE > 50,000)
 //	go run ./cmd/imbench -server http://127.0.0.1:8080 -mqtt-addr 127.0.0.1:1883 -pid $(pidof imserver)
 package main
 
@@ -100,6 +100,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.IntVar(&o.s.Conns, "conns", 1000, "W3: idle connections")
 	fs.IntVar(&o.s.ConnUsers, "conn-users", 50, "W3: users the connections are spread over")
 	fs.IntVar(&o.s.ConnParallel, "conn-parallel", 64, "W3: connections opened at once")
+	fs.DurationVar(&o.s.Hold, "hold", 2*time.Second, "W3: how long the connections stay idle before RSS is read (inspect the server meanwhile with -server-pprof)")
 	fs.BoolVar(&o.s.Spread, "spread", true, "W3: open connections from 127.0.0.2, 127.0.0.3, … (20,000 each) to a loopback server, past one address's ephemeral ports")
 	fs.IntVar(&o.s.Customers, "customers", 20, "W4: customers")
 	fs.IntVar(&o.s.Agents, "agents", 4, "W4: agents of the shop")
@@ -151,8 +152,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	defer cancel()
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	want := uint64(max(o.s.Conns, o.s.Users, o.s.Members, o.s.Customers)*2 + 1024)
-	if got, err := raiseFileLimit(want); err != nil || got < want {
-		log.Warn("cannot raise the open-file limit: large runs may fail", "want", want, "have", got, "error", err)
+	got, err := raiseFileLimit(want)
+	if err != nil {
+		return err
+	}
+	if strings.Contains(strings.ToLower(o.workloads), "w3") && uint64(o.s.Conns)+512 > got {
+		return fmt.Errorf("-conns %d needs as many open files in imbench and in the server, but RLIMIT_NOFILE is %d and its hard limit cannot be raised here (raise it with ulimit -Hn as root, or lower -conns)", o.s.Conns, got)
 	}
 	rep := &report{Started: time.Now().UTC(), Machine: machineInfo(), Args: args}
 	prog := newProgress(stderr)

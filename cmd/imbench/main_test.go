@@ -92,6 +92,9 @@ func TestSourceAddr(t *testing.T) {
 	if a := sourceAddr(perSourceAddr).IP.String(); a != "127.0.0.3" {
 		t.Fatal(a)
 	}
+	if a := sourceAddr(300 * perSourceAddr).IP.String(); a != "127.0.1.46" {
+		t.Fatal(a)
+	}
 	if !isLoopback("127.0.0.1:1883") || isLoopback("10.0.0.1:1883") {
 		t.Fatal("isLoopback")
 	}

@@ -33,8 +33,9 @@ type settings struct {
 	Conns            int // W3
 	ConnUsers        int
 	ConnParallel     int
-	Spread           bool // W3: spread connections over 127.0.0.x source addresses
-	Customers        int  // W4
+	Hold             time.Duration // W3: idle time before RSS is read
+	Spread           bool          // W3: spread connections over 127.0.0.x source addresses
+	Customers        int           // W4
 	Agents           int
 }
 
@@ -145,6 +146,7 @@ func (b *bench) connect(ctx context.Context, id identity, subs []string, h paho.
 	d := &net.Dialer{Timeout: 10 * time.Second}
 	if b.s.Spread && isLoopback(b.t.MQTT) {
 		d.LocalAddr = sourceAddr(idx)
+		d.Control = bindNoPort
 	}
 	o := paho.NewClientOptions().
 		AddBroker("tcp://" + b.t.MQTT).
@@ -552,7 +554,11 @@ func (b *bench) w3(ctx context.Context) ([]result, error) {
 	}
 	r.Metrics["connects_per_s"] = float64(k) / elapsed.Seconds()
 	if rss0 >= 0 {
-		time.Sleep(2 * time.Second) // idle: let the connections settle
+		select { // idle: let the connections settle
+		case <-time.After(b.s.Hold):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 		if rss1, err := rssBytes(b.t.PID); err == nil {
 			r.Metrics["rss_mib"] = float64(rss1) / (1 << 20)
 			r.Metrics["rss_per_conn_kib"] = float64(rss1-rss0) / float64(k) / 1024
