@@ -77,8 +77,10 @@ type Hook struct {
 	keep     uint16
 	maxKeep  uint16
 
-	draining atomic.Bool
-	inflight sync.WaitGroup
+	// drain is held shared by every publish being stored and exclusively
+	// by Drain, which then sets draining.
+	drain    sync.RWMutex
+	draining bool
 }
 
 var _ mqtt.Hook = (*Hook)(nil)
@@ -233,9 +235,9 @@ func (h *Hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 	if cl.Net.Inline {
 		return pk, nil // the server's own deliveries
 	}
-	h.inflight.Add(1)
-	defer h.inflight.Done()
-	if h.draining.Load() {
+	h.drain.RLock()
+	defer h.drain.RUnlock()
+	if h.draining {
 		// Shutting down: no ack, so the client sends it again to the next
 		// server once it reconnects.
 		cl.Stop(packets.ErrServerShuttingDown)
@@ -352,10 +354,11 @@ func (h *Hook) OnPublishDropped(cl *mqtt.Client, _ packets.Packet) {
 // being stored are done, or ctx ends. Call it before closing the broker so
 // that every stored message is also acknowledged.
 func (h *Hook) Drain(ctx context.Context) error {
-	h.draining.Store(true)
 	done := make(chan struct{})
 	go func() {
-		h.inflight.Wait()
+		h.drain.Lock() // waits for the publishes being stored
+		h.draining = true
+		h.drain.Unlock()
 		close(done)
 	}()
 	select {
