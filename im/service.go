@@ -100,6 +100,8 @@ type Service struct {
 	limiter  *limiter
 	presence presence
 	known    sync.Map // uid → struct{}: users known to exist (accounts are never deleted)
+
+	rooms *roomCache // who is a member of which room (rooms_cache.go)
 }
 
 // NewService returns a Service.
@@ -118,6 +120,8 @@ func NewService(o Options) *Service {
 		s.newID = randomID
 	}
 	s.limiter = newLimiter(o.PublishRate, o.PublishBurst, s.now)
+	s.rooms = newRoomCache(s.store, s.log)
+	s.loadRooms()
 	return s
 }
 
