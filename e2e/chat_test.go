@@ -202,7 +202,7 @@ func TestPublishRefusals(t *testing.T) {
 				{"topic outside the table", "chat/general", "forbidden", text("c3", "hi")},
 				{"sys topic", "im/sys/other", "forbidden", text("c4", "hi")},
 				{"broadcast by a user", "im/sys/broadcast", "forbidden", text("c5", "hi")},
-				{"non-member room", "im/r/424242", "forbidden", text("c6", "hi")},
+				{"unknown room", "im/r/424242", "not_found", text("c6", "hi")},
 				{"bad payload", inbox(bob.UID), "invalid", `{"type":`},
 			} {
 				t.Run(tc.name, func(t *testing.T) {

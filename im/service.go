@@ -101,6 +101,8 @@ type Service struct {
 	presence presence
 	locks    *convLocks
 	known    sync.Map // uid → struct{}: users known to exist (accounts are never deleted)
+
+	rooms *roomCache // who is a member of which room (rooms_cache.go)
 }
 
 // NewService returns a Service.
@@ -120,6 +122,8 @@ func NewService(o Options) *Service {
 	}
 	s.limiter = newLimiter(o.PublishRate, o.PublishBurst, s.now)
 	s.locks = newConvLocks()
+	s.rooms = newRoomCache(s.store, s.log)
+	s.loadRooms()
 	return s
 }
 
