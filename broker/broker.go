@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -84,6 +85,7 @@ func New(o Options) (*Broker, error) {
 	})
 	b := &Broker{srv: srv, log: o.Log}
 	b.ws = newWebSocket("ws", o.WriteTimeout, int64(o.MaxPacketSize)+16, o.AllowedOrigins)
+	b.ws.closeClients = b.closeListenerClients
 	if err := srv.AddListener(b.ws); err != nil {
 		return nil, fmt.Errorf("websocket listener: %w", err)
 	}
@@ -96,7 +98,7 @@ func New(o Options) (*Broker, error) {
 	}
 	if ln != nil {
 		b.tcp = ln
-		if err := srv.AddListener(&tcpListener{id: "tcp", ln: ln, writeTimeout: o.WriteTimeout}); err != nil {
+		if err := srv.AddListener(&tcpListener{id: "tcp", ln: ln, writeTimeout: o.WriteTimeout, closeClients: b.closeListenerClients}); err != nil {
 			ln.Close()
 			return nil, fmt.Errorf("mqtt listener: %w", err)
 		}
@@ -113,6 +115,27 @@ func (b *Broker) Serve() error { return b.srv.Serve() }
 // Close disconnects every client (DISCONNECT 0x8B on MQTT 5) and waits for
 // their goroutines, including publishes being stored, to end.
 func (b *Broker) Close() error { return b.srv.Close() }
+
+// closeListenerClients disconnects every client of a listener (DISCONNECT
+// 0x8B on MQTT 5), concurrently, and returns when all are closed. It
+// replaces mochi's own, which read-locks the client map twice
+// (Clients.GetByListener calls Clients.Len under its RLock): a client
+// disconnecting in between queues for the write lock, the second RLock
+// waits behind it, and shutdown hangs for ever.
+func (b *Broker) closeListenerClients(listener string) {
+	var wg sync.WaitGroup
+	for _, cl := range b.srv.Clients.GetAll() {
+		if cl.Net.Listener != listener || cl.Closed() {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = b.srv.DisconnectClient(cl, packets.ErrServerShuttingDown)
+		}()
+	}
+	wg.Wait()
+}
 
 // TCPAddr returns the address of the TCP listener, or "" if there is none.
 func (b *Broker) TCPAddr() string {

@@ -19,6 +19,7 @@ type tcpListener struct {
 	id           string
 	ln           net.Listener
 	writeTimeout time.Duration
+	closeClients func(id string) // the broker's; see Broker.closeListenerClients
 	log          *slog.Logger
 
 	mu     sync.Mutex
@@ -63,8 +64,9 @@ func (l *tcpListener) Serve(establish listeners.EstablishFn) {
 	}
 }
 
-// Close stops accepting and closes every client of this listener.
-func (l *tcpListener) Close(closeClients listeners.CloseFn) {
+// Close stops accepting and closes every client of this listener (with
+// the broker's closer, not mochi's, which can deadlock).
+func (l *tcpListener) Close(_ listeners.CloseFn) {
 	l.mu.Lock()
 	already := l.closed
 	l.closed = true
@@ -72,5 +74,5 @@ func (l *tcpListener) Close(closeClients listeners.CloseFn) {
 	if !already {
 		_ = l.ln.Close()
 	}
-	closeClients(l.id)
+	l.closeClients(l.id)
 }

@@ -27,6 +27,7 @@ type WebSocket struct {
 	upgrader     websocket.Upgrader
 	writeTimeout time.Duration
 	readLimit    int64
+	closeClients func(id string) // the broker's; see Broker.closeListenerClients
 	log          *slog.Logger
 
 	mu        sync.RWMutex
@@ -100,14 +101,14 @@ func (l *WebSocket) Serve(establish listeners.EstablishFn) {
 // Close implements listeners.Listener: new upgrades are refused and every
 // client of this listener is closed. (http.Server.Shutdown does not wait
 // for hijacked connections, so this is what ends them.)
-func (l *WebSocket) Close(closeClients listeners.CloseFn) {
+func (l *WebSocket) Close(_ listeners.CloseFn) {
 	l.mu.Lock()
 	if !l.closed {
 		l.closed = true
 		close(l.done)
 	}
 	l.mu.Unlock()
-	closeClients(l.id)
+	l.closeClients(l.id)
 }
 
 // ServeHTTP upgrades the request to a WebSocket (subprotocol mqtt) and runs

@@ -40,28 +40,17 @@ func (r messageRow) message() im.Message {
 func nullString(s string) sql.NullString { return sql.NullString{String: s, Valid: s != ""} }
 func nullInt(n int64) sql.NullInt64      { return sql.NullInt64{Int64: n, Valid: n != 0} }
 
-// AppendMessage implements im.MessageStore.
+// AppendMessage implements im.MessageStore. Messages are committed in
+// groups (batch.go); each is stored as appendTx would store it alone.
 //
-// The transaction starts by bumping the conversation's last_seq, which takes
+// appendTx's transaction starts by bumping the conversation's last_seq, which takes
 // the conversation's write lock (a row lock on PostgreSQL, the database
 // lock on SQLite) before anything else: concurrent appends to one
 // conversation queue there and get contiguous seqs, and a duplicate cid is
 // detected after the lock, so two copies of one publish racing each other
 // store one message.
 func (s *Store) AppendMessage(ctx context.Context, m im.Message) (im.Message, bool, error) {
-	var (
-		stored im.Message
-		dup    bool
-	)
-	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
-		var err error
-		stored, dup, err = s.appendTx(ctx, tx, m)
-		return err
-	})
-	if err != nil {
-		return im.Message{}, false, fmt.Errorf("append to %s: %w", m.Conv, err)
-	}
-	return stored, dup, nil
+	return s.appender.append(ctx, m)
 }
 
 // appendTx is AppendMessage inside a caller's transaction.

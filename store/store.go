@@ -35,12 +35,13 @@ var migrations embed.FS
 
 // Store is the SQL implementation of im.Store.
 type Store struct {
-	engine string
-	path   string        // SQLite: the database file
-	w      *sqlx.DB      // writes and transactions (SQLite: a single connection)
-	r      *sqlx.DB      // reads (SQLite: a pool of read-only connections; PostgreSQL: same as w)
-	gate   chan struct{} // SQLite: admits one writer at a time, in order (see lockWrite)
-	log    *slog.Logger
+	engine   string
+	path     string        // SQLite: the database file
+	w        *sqlx.DB      // writes and transactions (SQLite: a single connection)
+	r        *sqlx.DB      // reads (SQLite: a pool of read-only connections; PostgreSQL: same as w)
+	gate     chan struct{} // SQLite: admits one writer at a time, in order (see lockWrite)
+	appender *appender     // group commit of messages (batch.go)
+	log      *slog.Logger
 }
 
 var _ im.Store = (*Store)(nil)
@@ -104,6 +105,11 @@ func Open(ctx context.Context, url string, log *slog.Logger) (*Store, error) {
 		s.Close()
 		return nil, err
 	}
+	workers := 1 // SQLite has one writer
+	if s.engine == Postgres {
+		workers = 4 // groups in flight at once: one commits while the next fills
+	}
+	s.appender = newAppender(s, workers)
 	if s.engine == SQLite {
 		// It holds password hashes: private to the server's user.
 		for _, suffix := range []string{"", "-wal", "-shm"} {
@@ -131,6 +137,9 @@ func (s *Store) Path() string { return s.path }
 
 // Close closes the database connections.
 func (s *Store) Close() error {
+	if s.appender != nil {
+		s.appender.close()
+	}
 	var err error
 	if s.r != nil && s.r != s.w {
 		err = s.r.Close()
