@@ -58,7 +58,7 @@ func Open(ctx context.Context, url string, log *slog.Logger) (*Store, error) {
 	switch {
 	case strings.HasPrefix(url, "postgres://"), strings.HasPrefix(url, "postgresql://"):
 		s.engine = Postgres
-		s.w, err = sqlx.Open("postgres", url)
+		s.w, err = sqlx.Open("postgres", withBinaryParameters(url))
 		if err != nil {
 			return nil, fmt.Errorf("open postgres: %w", err)
 		}
@@ -117,6 +117,20 @@ func Open(ctx context.Context, url string, log *slog.Logger) (*Store, error) {
 		}
 	}
 	return s, nil
+}
+
+// withBinaryParameters turns on lib/pq's binary_parameters unless the URL
+// sets it: a statement with parameters then costs one round trip to the
+// server instead of two (Parse, Bind, Describe, Execute and Sync are sent
+// together).
+func withBinaryParameters(url string) string {
+	if strings.Contains(url, "binary_parameters=") {
+		return url
+	}
+	if strings.Contains(url, "?") {
+		return url + "&binary_parameters=yes"
+	}
+	return url + "?binary_parameters=yes"
 }
 
 // redact hides a password in a database URL.
