@@ -234,4 +234,3 @@ func (s *Store) dialect(ddl string) string {
 	}
 	return strings.ReplaceAll(ddl, "{{id}}", id)
 }
-
