@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
 
 	"github.com/imserver/imserver/im"
 	"github.com/imserver/imserver/topics"
@@ -304,19 +306,18 @@ func (a *appender) bumpSeqs(ctx context.Context, tx *sqlx.Tx, group []*appendReq
 		c.n++
 		c.ts = max(c.ts, r.m.TS)
 	}
-	rows := make([]string, len(order))
-	args := make([]any, 0, 3*len(order))
+	ns, tss := make([]int64, len(order)), make([]int64, len(order))
 	for i, id := range order {
-		rows[i] = `SELECT CAST(? AS TEXT) AS conv_id, CAST(? AS BIGINT) AS n, CAST(? AS BIGINT) AS ts`
-		args = append(args, id, convs[id].n, convs[id].ts)
+		ns[i], tss[i] = convs[id].n, convs[id].ts
 	}
+	values, args := a.rowsOf([]string{"TEXT", "BIGINT", "BIGINT"}, []string{"conv_id", "n", "ts"}, []any{pq.Array(order), pq.Array(ns), pq.Array(tss)}, len(order), func(i int) []any { return []any{order[i], ns[i], tss[i]} })
 	var last []struct {
 		Conv    string `db:"conv_id"`
 		LastSeq int64  `db:"last_seq"`
 	}
 	err := tx.SelectContext(ctx, &last, tx.Rebind(`
 		UPDATE conversations SET last_seq = conversations.last_seq + v.n, updated_at = v.ts
-		FROM (`+strings.Join(rows, " UNION ALL ")+`) AS v
+		FROM `+values+`
 		WHERE conversations.conv_id = v.conv_id
 		RETURNING conversations.conv_id, conversations.last_seq`), args...)
 	if err != nil {
@@ -343,20 +344,21 @@ func (a *appender) bumpSeqs(ctx context.Context, tx *sqlx.Tx, group []*appendReq
 // conversations, so a copy committed by anyone before is seen.
 func (a *appender) findDups(ctx context.Context, tx *sqlx.Tx, group []*appendReq) (map[dupKey]im.Message, error) {
 	var (
-		conds []string
-		args  []any
+		senders     []int64
+		convs, cids []string
 	)
 	for _, r := range group {
 		if r.m.CID != "" {
-			conds = append(conds, `(sender = ? AND conv_id = ? AND cid = ?)`)
-			args = append(args, r.m.From, r.m.Conv, r.m.CID)
+			senders, convs, cids = append(senders, r.m.From), append(convs, r.m.Conv), append(cids, r.m.CID)
 		}
 	}
-	if len(conds) == 0 {
+	if len(cids) == 0 {
 		return nil, nil
 	}
+	values, args := a.rowsOf([]string{"BIGINT", "TEXT", "TEXT"}, []string{"sender", "conv_id", "cid"}, []any{pq.Array(senders), pq.Array(convs), pq.Array(cids)}, len(cids), func(i int) []any { return []any{senders[i], convs[i], cids[i]} })
 	var rows []messageRow
-	if err := tx.SelectContext(ctx, &rows, tx.Rebind(`SELECT `+messageColumns+` FROM messages WHERE `+strings.Join(conds, " OR ")), args...); err != nil {
+	if err := tx.SelectContext(ctx, &rows, tx.Rebind(`SELECT `+qualified("m", messageColumns)+` FROM messages m JOIN `+values+`
+		ON m.sender = v.sender AND m.conv_id = v.conv_id AND m.cid = v.cid`), args...); err != nil {
 		return nil, fmt.Errorf("find re-sent messages: %w", mapErr(err))
 	}
 	if len(rows) == 0 {
@@ -371,14 +373,27 @@ func (a *appender) findDups(ctx context.Context, tx *sqlx.Tx, group []*appendReq
 }
 
 func (a *appender) insertMessages(ctx context.Context, tx *sqlx.Tx, results []appendRes) error {
-	vals := make([]string, len(results))
-	args := make([]any, 0, 11*len(results))
+	n := len(results)
+	var (
+		ids, convs, kinds, bodies = make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		seqs, senders, tss        = make([]int64, n), make([]int64, n), make([]int64, n)
+		cids                      = make([]sql.NullString, n)
+		autos                     = make([]bool, n)
+		sessions, agents          = make([]sql.NullInt64, n), make([]sql.NullInt64, n)
+	)
 	for i, r := range results {
 		m := r.m
-		vals[i] = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-		args = append(args, m.ID, m.Conv, m.Seq, m.From, m.Type, string(m.Body), nullString(m.CID), m.Auto, nullInt(m.Session), nullInt(m.Agent), m.TS)
+		ids[i], convs[i], seqs[i], senders[i], kinds[i], bodies[i] = m.ID, m.Conv, m.Seq, m.From, m.Type, string(m.Body)
+		cids[i], autos[i], sessions[i], agents[i], tss[i] = nullString(m.CID), m.Auto, nullInt(m.Session), nullInt(m.Agent), m.TS
 	}
-	_, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO messages (`+messageColumns+`) VALUES `+strings.Join(vals, ", ")), args...)
+	columns := strings.Split(strings.ReplaceAll(messageColumns, " ", ""), ",")
+	types := []string{"TEXT", "TEXT", "BIGINT", "BIGINT", "TEXT", "TEXT", "TEXT", "BOOLEAN", "BIGINT", "BIGINT", "BIGINT"}
+	arrays := []any{pq.Array(ids), pq.Array(convs), pq.Array(seqs), pq.Array(senders), pq.Array(kinds), pq.Array(bodies),
+		pq.Array(cids), pq.Array(autos), pq.Array(sessions), pq.Array(agents), pq.Array(tss)}
+	values, args := a.rowsOf(types, columns, arrays, n, func(i int) []any {
+		return []any{ids[i], convs[i], seqs[i], senders[i], kinds[i], bodies[i], cids[i], autos[i], sessions[i], agents[i], tss[i]}
+	})
+	_, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO messages (`+messageColumns+`) SELECT * FROM `+values), args...)
 	if err != nil {
 		return fmt.Errorf("insert messages: %w", mapErr(err))
 	}
@@ -406,18 +421,54 @@ func (a *appender) advanceReaders(ctx context.Context, tx *sqlx.Tx, results []ap
 	if len(order) == 0 {
 		return nil
 	}
-	vals := make([]string, len(order))
-	args := make([]any, 0, 3*len(order))
+	convs, uids, seqs := make([]string, len(order)), make([]int64, len(order)), make([]int64, len(order))
 	for i, k := range order {
-		vals[i] = "(?, ?, ?)"
-		args = append(args, k.conv, k.uid, top[k])
+		convs[i], uids[i], seqs[i] = k.conv, k.uid, top[k]
 	}
+	values, args := a.rowsOf([]string{"TEXT", "BIGINT", "BIGINT"}, []string{"conv_id", "uid", "read_seq"}, []any{pq.Array(convs), pq.Array(uids), pq.Array(seqs)}, len(order), func(i int) []any { return []any{convs[i], uids[i], seqs[i]} })
 	_, err := tx.ExecContext(ctx, tx.Rebind(`
-		INSERT INTO read_positions (conv_id, uid, read_seq) VALUES `+strings.Join(vals, ", ")+`
+		INSERT INTO read_positions (conv_id, uid, read_seq) SELECT * FROM `+values+` WHERE true
 		ON CONFLICT (conv_id, uid) DO UPDATE SET read_seq = excluded.read_seq
 		WHERE read_positions.read_seq < excluded.read_seq`), args...)
 	if err != nil {
 		return fmt.Errorf("advance read positions: %w", mapErr(err))
 	}
 	return nil
+}
+
+// rowsOf returns a table expression v of n rows with the given column
+// types and names, and its arguments. On PostgreSQL it is one unnest of a typed array per
+// column: a fixed number of parameters, so the statement is planned as
+// quickly for 200 rows as for one (a VALUES list or a UNION ALL of 200
+// rows takes milliseconds to plan). On SQLite, where planning is cheap and
+// arrays do not exist, it is a UNION ALL of one SELECT per row. arrays
+// hold the columns (pq.Array), row(i) gives row i's values.
+func (a *appender) rowsOf(types, columns []string, arrays []any, n int, row func(i int) []any) (string, []any) {
+	if a.s.engine == Postgres {
+		params := make([]string, len(types))
+		for i, t := range types {
+			params[i] = "CAST(? AS " + t + "[])"
+		}
+		return "unnest(" + strings.Join(params, ", ") + ") AS v(" + strings.Join(columns, ", ") + ")", arrays
+	}
+	selects := make([]string, n)
+	args := make([]any, 0, n*len(types))
+	for i := range n {
+		cols := make([]string, len(types))
+		for j, t := range types {
+			cols[j] = "CAST(? AS " + t + ") AS " + columns[j]
+		}
+		selects[i] = "SELECT " + strings.Join(cols, ", ")
+		args = append(args, row(i)...)
+	}
+	return "(" + strings.Join(selects, " UNION ALL ") + ") AS v", args
+}
+
+// qualified prefixes each of a comma-separated list of columns with alias.
+func qualified(alias, columns string) string {
+	cols := strings.Split(columns, ",")
+	for i, c := range cols {
+		cols[i] = alias + "." + strings.TrimSpace(c)
+	}
+	return strings.Join(cols, ", ")
 }

@@ -202,6 +202,9 @@ func (s *Store) migrate(ctx context.Context) error {
 		if v <= current {
 			continue
 		}
+		if engine, ok := migrationEngine(name); ok && engine != s.engine {
+			continue // another engine's migration
+		}
 		ddl, err := migrations.ReadFile(f)
 		if err != nil {
 			return err
@@ -224,6 +227,17 @@ func (s *Store) migrate(ctx context.Context) error {
 		s.log.Info("applied migration", "engine", s.engine, "migration", name)
 	}
 	return nil
+}
+
+// migrationEngine returns the engine a migration is for, from its name:
+// NNNN_what.postgres.sql or NNNN_what.sqlite.sql; NNNN_what.sql is for
+// both. An engine skips the versions that are not for it.
+func migrationEngine(name string) (string, bool) {
+	parts := strings.Split(strings.TrimSuffix(name, ".sql"), ".")
+	if len(parts) == 2 && (parts[1] == Postgres || parts[1] == SQLite) {
+		return parts[1], true
+	}
+	return "", false
 }
 
 // dialect rewrites the few spellings that differ between the engines.
