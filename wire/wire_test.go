@@ -24,25 +24,30 @@ func TestGolden(t *testing.T) {
 		"event_member":    RoomMemberEvent{Event: EventRoomMember, Room: 7, UID: 3, Action: ActionRemoved},
 		"error_response":  ErrorResponse{Error: ErrorBody{Code: HTTPNotFound, Message: "no such room"}},
 	} {
-		t.Run(name, func(t *testing.T) {
-			got, err := json.MarshalIndent(v, "", "  ")
-			if err != nil {
-				t.Fatal(err)
-			}
-			got = append(got, '\n')
-			path := filepath.Join("testdata", name+".golden.json")
-			if *update {
-				if err := os.WriteFile(path, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run go test ./wire -update to create it)", err)
-			}
-			if !bytes.Equal(got, want) {
-				t.Fatalf("%s changed:\n%s\nwant:\n%s", path, got, want)
-			}
-		})
+		t.Run(name, func(t *testing.T) { checkGolden(t, name, v) })
+	}
+}
+
+// checkGolden compares v's indented JSON with testdata/name.golden.json,
+// rewriting the file first with -update.
+func checkGolden(t *testing.T, name string, v any) {
+	t.Helper()
+	got, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = append(got, '\n')
+	path := filepath.Join("testdata", name+".golden.json")
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./wire -update to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("%s changed:\n%s\nwant:\n%s", path, got, want)
 	}
 }
