@@ -38,7 +38,10 @@ type Options struct {
 	// MaxPendingWrites is each client's outbound queue length. A delivery
 	// that finds it full disconnects the client (see hooks). Default 1024.
 	MaxPendingWrites int32
-	Log              *slog.Logger
+	// ReadBufferSize is each client's socket read buffer, in bytes.
+	// Default 2 KiB.
+	ReadBufferSize int
+	Log            *slog.Logger
 }
 
 // Broker is the embedded MQTT broker.
@@ -63,6 +66,9 @@ func New(o Options) (*Broker, error) {
 	if o.MaxPendingWrites <= 0 {
 		o.MaxPendingWrites = 1024
 	}
+	if o.ReadBufferSize <= 0 {
+		o.ReadBufferSize = 2048
+	}
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumPacketSize = o.MaxPacketSize
 	caps.MaximumClientWritesPending = o.MaxPendingWrites
@@ -77,10 +83,11 @@ func New(o Options) (*Broker, error) {
 	caps.Compatibilities.NoInheritedPropertiesOnAck = true // strict v5 clients reject user properties echoed on PUBACK
 
 	srv := mqtt.New(&mqtt.Options{
-		Capabilities:           caps,
-		InlineClient:           true,
-		SysTopicResendInterval: 3600, // nobody may read $SYS; don't spend a MemStats per second on it
-		Logger:                 o.Log.With("component", "mqtt"),
+		Capabilities:            caps,
+		ClientNetReadBufferSize: o.ReadBufferSize,
+		InlineClient:            true,
+		SysTopicResendInterval:  3600, // nobody may read $SYS; don't spend a MemStats per second on it
+		Logger:                  o.Log.With("component", "mqtt"),
 	})
 	b := &Broker{srv: srv, log: o.Log}
 	b.ws = newWebSocket("ws", o.WriteTimeout, int64(o.MaxPacketSize)+16, o.AllowedOrigins)
