@@ -16,8 +16,14 @@ import (
 type Sessions struct {
 	broker Broker
 
+	// clients maps each authenticated *mqtt.Client to its *session, keyed
+	// by pointer: a taken-over session has the same id as its successor.
+	// The broker asks for a client's principal on every delivery to it,
+	// so that look-up takes no lock (a session's principal never changes);
+	// mu serialises the changes and guards the rest.
+	clients sync.Map
 	mu      sync.RWMutex
-	clients map[*mqtt.Client]*session // keyed by pointer: a taken-over session has the same id as its successor
+	count   int
 	byUser  map[int64]map[*mqtt.Client]struct{}
 }
 
@@ -31,19 +37,29 @@ type session struct {
 
 // NewSessions returns an empty registry acting on broker.
 func NewSessions(b Broker) *Sessions {
-	return &Sessions{broker: b, clients: make(map[*mqtt.Client]*session), byUser: make(map[int64]map[*mqtt.Client]struct{})}
+	return &Sessions{broker: b, byUser: make(map[int64]map[*mqtt.Client]struct{})}
 }
 
 func (s *Sessions) add(cl *mqtt.Client, p im.Principal, expires time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.clients[cl] = &session{p: p, expires: expires}
+	if _, loaded := s.clients.Swap(cl, &session{p: p, expires: expires}); !loaded {
+		s.count++
+	}
+}
+
+// session returns cl's session; its fields other than p may only be
+// used under mu.
+func (s *Sessions) session(cl *mqtt.Client) (*session, bool) {
+	v, ok := s.clients.Load(cl)
+	if !ok {
+		return nil, false
+	}
+	return v.(*session), true
 }
 
 func (s *Sessions) principal(cl *mqtt.Client) (im.Principal, bool) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	ss, ok := s.clients[cl]
+	ss, ok := s.session(cl)
 	if !ok {
 		return im.Principal{}, false
 	}
@@ -54,7 +70,7 @@ func (s *Sessions) principal(cl *mqtt.Client) (im.Principal, bool) {
 func (s *Sessions) establish(cl *mqtt.Client) (im.Principal, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ss, ok := s.clients[cl]
+	ss, ok := s.session(cl)
 	if !ok || ss.established {
 		return im.Principal{}, false
 	}
@@ -76,7 +92,7 @@ func (s *Sessions) establish(cl *mqtt.Client) (im.Principal, bool) {
 func (s *Sessions) setInbox(cl *mqtt.Client, on bool) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ss, ok := s.clients[cl]
+	ss, ok := s.session(cl)
 	if !ok || !ss.established || ss.inbox == on {
 		return false
 	}
@@ -88,11 +104,12 @@ func (s *Sessions) setInbox(cl *mqtt.Client, on bool) bool {
 func (s *Sessions) remove(cl *mqtt.Client) (session, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ss, ok := s.clients[cl]
+	v, ok := s.clients.LoadAndDelete(cl)
 	if !ok {
 		return session{}, false
 	}
-	delete(s.clients, cl)
+	ss := v.(*session)
+	s.count--
 	if ss.timer != nil {
 		ss.timer.Stop()
 	}
@@ -128,5 +145,5 @@ func (s *Sessions) DropSubscription(uid int64, topic string) {
 func (s *Sessions) Count() int {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return len(s.clients)
+	return s.count
 }
