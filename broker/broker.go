@@ -112,6 +112,7 @@ func New(o Options) (*Broker, error) {
 	})
 	b := &Broker{srv: srv, log: o.Log}
 	b.ws = newWebSocket("ws", o.WriteTimeout, int64(o.MaxPacketSize)+16, o.AllowedOrigins)
+	b.ws.closeClients = b.closeClients
 	if err := srv.AddListener(b.ws); err != nil {
 		return nil, fmt.Errorf("websocket listener: %w", err)
 	}
@@ -124,7 +125,7 @@ func New(o Options) (*Broker, error) {
 	}
 	if ln != nil {
 		b.tcp = ln
-		if err := srv.AddListener(&tcpListener{id: "tcp", ln: ln, writeTimeout: o.WriteTimeout}); err != nil {
+		if err := srv.AddListener(&tcpListener{id: "tcp", ln: ln, writeTimeout: o.WriteTimeout, closeClients: b.closeClients}); err != nil {
 			ln.Close()
 			return nil, fmt.Errorf("mqtt listener: %w", err)
 		}
@@ -141,6 +142,20 @@ func (b *Broker) Serve() error { return b.srv.Serve() }
 // Close disconnects every client (DISCONNECT 0x8B on MQTT 5) and waits for
 // their goroutines, including publishes being stored, to end.
 func (b *Broker) Close() error { return b.srv.Close() }
+
+// closeClients disconnects every client of a listener (MQTT 5: "server
+// shutting down"), as mochi's own does, which the listeners are given.
+// mochi's takes the client registry's read lock twice over
+// (Clients.GetByListener calls Len), so a client disconnecting at that
+// moment, waiting for the write lock, deadlocks it and Close never
+// returns (mochi issue #488, fix #489 not in v2.7.9).
+func (b *Broker) closeClients(listener string) {
+	for _, cl := range b.srv.Clients.GetAll() {
+		if cl.Net.Listener == listener && !cl.Closed() {
+			_ = b.srv.DisconnectClient(cl, packets.ErrServerShuttingDown)
+		}
+	}
+}
 
 // TCPAddr returns the address of the TCP listener, or "" if there is none.
 func (b *Broker) TCPAddr() string {

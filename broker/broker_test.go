@@ -1,7 +1,9 @@
 package broker
 
 import (
+	"bytes"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"sync/atomic"
@@ -97,5 +99,66 @@ func TestQueueAbsorbsBurst(t *testing.T) {
 	burst(2 * DefaultMaxPendingWrites)
 	if n := drops.drops.Load(); n < DefaultMaxPendingWrites-1 {
 		t.Fatalf("a burst of %d deliveries to a stalled client dropped only %d", 2*DefaultMaxPendingWrites, n)
+	}
+}
+
+// TestCloseWhileClientsLeave closes the broker while its clients are
+// disconnecting. mochi's own way of closing a listener's clients
+// deadlocks when one of them leaves at that moment (see closeClients);
+// Close must return.
+func TestCloseWhileClientsLeave(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := New(Options{TCPListener: ln, Log: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.AddHook(new(auth.AllowHook), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Serve(); err != nil {
+		t.Fatal(err)
+	}
+	const n = 2000
+	conns := make([]net.Conn, n)
+	for i := range conns {
+		c, err := net.Dial("tcp", b.TCPAddr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns[i] = c
+		pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connect}, ProtocolVersion: 4,
+			Connect: packets.ConnectParams{ProtocolName: []byte("MQTT"), Clean: true, Keepalive: 60, ClientIdentifier: fmt.Sprint("leaver", i)}}
+		var buf bytes.Buffer
+		if err := pk.ConnectEncode(&buf); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Write(buf.Bytes()); err != nil {
+			t.Fatal(err)
+		}
+		var ack [4]byte
+		if _, err := io.ReadFull(c, ack[:]); err != nil || ack[0]>>4 != packets.Connack {
+			t.Fatalf("CONNACK: % x, %v", ack, err)
+		}
+	}
+	go func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for { // close while the broker is removing clients
+		if clients, _, _ := b.Info(); clients < n-n/10 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- b.Close() }()
+	select {
+	case <-closed:
+	case <-time.After(time.Minute): // a deadlock, not slowness: Close takes milliseconds
+		t.Fatal("Close did not return while clients were leaving")
 	}
 }

@@ -19,6 +19,7 @@ type tcpListener struct {
 	id           string
 	ln           net.Listener
 	writeTimeout time.Duration
+	closeClients func(listener string) // instead of mochi's (see Broker.closeClients)
 	log          *slog.Logger
 
 	mu     sync.Mutex
@@ -71,6 +72,10 @@ func (l *tcpListener) Close(closeClients listeners.CloseFn) {
 	l.mu.Unlock()
 	if !already {
 		_ = l.ln.Close()
+	}
+	if l.closeClients != nil {
+		l.closeClients(l.id)
+		return
 	}
 	closeClients(l.id)
 }

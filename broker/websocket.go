@@ -27,6 +27,7 @@ type WebSocket struct {
 	upgrader     websocket.Upgrader
 	writeTimeout time.Duration
 	readLimit    int64
+	closeClients func(listener string) // instead of mochi's (see Broker.closeClients)
 	log          *slog.Logger
 
 	mu        sync.RWMutex
@@ -107,6 +108,10 @@ func (l *WebSocket) Close(closeClients listeners.CloseFn) {
 		close(l.done)
 	}
 	l.mu.Unlock()
+	if l.closeClients != nil {
+		l.closeClients(l.id)
+		return
+	}
 	closeClients(l.id)
 }
 
