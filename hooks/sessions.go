@@ -16,14 +16,8 @@ import (
 type Sessions struct {
 	broker Broker
 
-	// clients maps each authenticated *mqtt.Client to its *session, keyed
-	// by pointer: a taken-over session has the same id as its successor.
-	// The broker asks for a client's principal on every delivery to it,
-	// so that look-up takes no lock (a session's principal never changes);
-	// mu serialises the changes and guards the rest.
-	clients sync.Map
 	mu      sync.RWMutex
-	count   int
+	clients map[*mqtt.Client]*session // keyed by pointer: a taken-over session has the same id as its successor
 	byUser  map[int64]map[*mqtt.Client]struct{}
 }
 
@@ -37,29 +31,19 @@ type session struct {
 
 // NewSessions returns an empty registry acting on broker.
 func NewSessions(b Broker) *Sessions {
-	return &Sessions{broker: b, byUser: make(map[int64]map[*mqtt.Client]struct{})}
+	return &Sessions{broker: b, clients: make(map[*mqtt.Client]*session), byUser: make(map[int64]map[*mqtt.Client]struct{})}
 }
 
 func (s *Sessions) add(cl *mqtt.Client, p im.Principal, expires time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, loaded := s.clients.Swap(cl, &session{p: p, expires: expires}); !loaded {
-		s.count++
-	}
-}
-
-// session returns cl's session; its fields other than p may only be
-// used under mu.
-func (s *Sessions) session(cl *mqtt.Client) (*session, bool) {
-	v, ok := s.clients.Load(cl)
-	if !ok {
-		return nil, false
-	}
-	return v.(*session), true
+	s.clients[cl] = &session{p: p, expires: expires}
 }
 
 func (s *Sessions) principal(cl *mqtt.Client) (im.Principal, bool) {
-	ss, ok := s.session(cl)
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	ss, ok := s.clients[cl]
 	if !ok {
 		return im.Principal{}, false
 	}
@@ -70,7 +54,7 @@ func (s *Sessions) principal(cl *mqtt.Client) (im.Principal, bool) {
 func (s *Sessions) establish(cl *mqtt.Client) (im.Principal, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ss, ok := s.session(cl)
+	ss, ok := s.clients[cl]
 	if !ok || ss.established {
 		return im.Principal{}, false
 	}
@@ -92,7 +76,7 @@ func (s *Sessions) establish(cl *mqtt.Client) (im.Principal, bool) {
 func (s *Sessions) setInbox(cl *mqtt.Client, on bool) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ss, ok := s.session(cl)
+	ss, ok := s.clients[cl]
 	if !ok || !ss.established || ss.inbox == on {
 		return false
 	}
@@ -104,12 +88,11 @@ func (s *Sessions) setInbox(cl *mqtt.Client, on bool) bool {
 func (s *Sessions) remove(cl *mqtt.Client) (session, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	v, ok := s.clients.LoadAndDelete(cl)
+	ss, ok := s.clients[cl]
 	if !ok {
 		return session{}, false
 	}
-	ss := v.(*session)
-	s.count--
+	delete(s.clients, cl)
 	if ss.timer != nil {
 		ss.timer.Stop()
 	}
@@ -145,5 +128,5 @@ func (s *Sessions) DropSubscription(uid int64, topic string) {
 func (s *Sessions) Count() int {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return s.count
+	return len(s.clients)
 }
