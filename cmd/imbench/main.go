@@ -70,7 +70,7 @@ type options struct {
 	adminUser, adminPassword                                  string
 	pid                                                       int
 	timeout                                                   time.Duration
-	cpuProfile, memProfile, pprofAddr                         string
+	cpuProfile, memProfile, pprofAddr, baselineCPUProfile     string
 	serverEnv, baselineEnv                                    []string
 	serverSizes, baselineSizes                                brokerSizes
 	s                                                         settings
@@ -110,6 +110,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.StringVar(&o.cpuProfile, "server-cpuprofile", "", "write the child server's CPU profile of the whole run to this file")
 	fs.StringVar(&o.memProfile, "server-memprofile", "", "write the child server's heap profile at its end to this file")
 	fs.StringVar(&o.pprofAddr, "server-pprof", "", "serve the child server's net/http/pprof on this loopback address")
+	fs.StringVar(&o.baselineCPUProfile, "baseline-cpuprofile", "", "write the bare mochi baseline's CPU profile of the whole run to this file")
 	fs.Func("server-env", "set `NAME=VALUE` in the child server's environment, e.g. GOGC=50 or GOMEMLIMIT=900MiB (repeatable)", envFlag(&o.serverEnv))
 	fs.Func("baseline-env", "set `NAME=VALUE` in the child baseline broker's environment (repeatable)", envFlag(&o.baselineEnv))
 	fs.IntVar(&o.serverSizes.PendingWrites, "server-pending-writes", 0, "each client's outbound queue in the server imbench starts (0: its default)")
@@ -215,7 +216,7 @@ func (o options) target(ctx context.Context, kind string, log *slog.Logger) (*ta
 		if mode != "inproc" {
 			mode = "child"
 		}
-		p := childOptions{Env: o.baselineEnv, Sizes: o.baselineSizes}
+		p := childOptions{CPU: o.baselineCPUProfile, Env: o.baselineEnv, Sizes: o.baselineSizes}
 		if kind == kindIM {
 			p = childOptions{CPU: o.cpuProfile, Mem: o.memProfile, Addr: o.pprofAddr, Env: o.serverEnv, Sizes: o.serverSizes}
 		}
