@@ -41,6 +41,11 @@ type Config struct {
 	// WSOrigins lists the browser origins allowed to open /mqtt; empty
 	// allows all (authentication is by token, not cookie).
 	WSOrigins []string
+	// MQTTPendingWrites and MQTTReadBuffer size each MQTT client's
+	// outbound queue and socket read buffer; 0 takes the broker's
+	// defaults (see broker.Options).
+	MQTTPendingWrites int32
+	MQTTReadBuffer    int
 
 	// For tests and embedding: listeners to use instead of the addresses,
 	// a password hasher instead of argon2id's defaults, a logger.
@@ -107,6 +112,7 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	}
 	if a.broker, err = broker.New(broker.Options{
 		TCPAddr: cfg.MQTTAddr, TCPListener: cfg.MQTTListener, AllowedOrigins: cfg.WSOrigins, Log: a.log,
+		MaxPendingWrites: cfg.MQTTPendingWrites, ReadBufferSize: cfg.MQTTReadBuffer,
 	}); err != nil {
 		return nil, err
 	}

@@ -36,11 +36,35 @@ type Options struct {
 	// the connection. Default 256 KiB, well above the 64 KiB payload limit
 	// so that payloads just over it get a proper refusal.
 	MaxPacketSize uint32
-	// MaxPendingWrites is each client's outbound queue length. A delivery
-	// that finds it full disconnects the client (see hooks). Default 1024.
+	// MaxPendingWrites is each client's outbound queue length, in
+	// packets. A delivery that finds it full disconnects the client (see
+	// hooks), which then catches up from history. Default 256; see
+	// DefaultMaxPendingWrites.
 	MaxPendingWrites int32
-	Log              *slog.Logger
+	// ReadBufferSize is each client's socket read buffer, in bytes.
+	// Default 1 KiB; see DefaultReadBufferSize.
+	ReadBufferSize int
+	Log            *slog.Logger
 }
+
+// Per-client sizes, chosen for many mostly idle chat connections (see
+// docs/benchmarks.md, W3). mochi allocates both for every connection
+// whether it is busy or not.
+const (
+	// DefaultMaxPendingWrites is the length of each client's outbound
+	// queue (mochi's MaximumClientWritesPending: a channel of pointers,
+	// 2 KiB per client at 256 where 1,024 took 8 KiB). Deliveries are
+	// written from the queue to the socket at once, so it only fills
+	// when the client stops reading (the kernel's socket buffer is full)
+	// or its writer gets no CPU; 256 absorbs a burst of 256 messages to
+	// one client even then: a room where several members use their whole
+	// publish burst (100 by default) at the same moment.
+	DefaultMaxPendingWrites = 256
+	// DefaultReadBufferSize is each client's socket read buffer. Inbound
+	// packets are read whole into their own buffer, so this only batches
+	// small packets; a typical chat publish (a few hundred bytes) fits.
+	DefaultReadBufferSize = 1024
+)
 
 // Broker is the embedded MQTT broker.
 type Broker struct {
@@ -62,12 +86,15 @@ func New(o Options) (*Broker, error) {
 		o.MaxPacketSize = 256 << 10
 	}
 	if o.MaxPendingWrites <= 0 {
-		o.MaxPendingWrites = 1024
+		o.MaxPendingWrites = DefaultMaxPendingWrites
+	}
+	if o.ReadBufferSize <= 0 {
+		o.ReadBufferSize = DefaultReadBufferSize
 	}
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumPacketSize = o.MaxPacketSize
 	caps.MaximumClientWritesPending = o.MaxPendingWrites
-	caps.MaximumInflight = 1024
+	caps.MaximumInflight = 1024 // limits, not allocations: an idle client costs nothing for them
 	caps.ReceiveMaximum = 256
 	caps.MaximumSessionExpiryInterval = 2 * 60 * 60 // persistent sessions live 2 h after a disconnect
 	caps.MaximumMessageExpiryInterval = 60 * 60
@@ -78,10 +105,11 @@ func New(o Options) (*Broker, error) {
 	caps.Compatibilities.NoInheritedPropertiesOnAck = true // strict v5 clients reject user properties echoed on PUBACK
 
 	srv := mqtt.New(&mqtt.Options{
-		Capabilities:           caps,
-		InlineClient:           true,
-		SysTopicResendInterval: 3600, // nobody may read $SYS; don't spend a MemStats per second on it
-		Logger:                 o.Log.With("component", "mqtt"),
+		Capabilities:            caps,
+		ClientNetReadBufferSize: o.ReadBufferSize,
+		InlineClient:            true,
+		SysTopicResendInterval:  3600, // nobody may read $SYS; don't spend a MemStats per second on it
+		Logger:                  o.Log.With("component", "mqtt"),
 	})
 	b := &Broker{srv: srv, log: o.Log}
 	b.ws = newWebSocket("ws", o.WriteTimeout, int64(o.MaxPacketSize)+16, o.AllowedOrigins)
@@ -121,7 +149,8 @@ func (b *Broker) Close() error { return b.srv.Close() }
 // replaces mochi's own, which read-locks the client map twice
 // (Clients.GetByListener calls Clients.Len under its RLock): a client
 // disconnecting in between queues for the write lock, the second RLock
-// waits behind it, and shutdown hangs for ever.
+// waits behind it, and shutdown hangs for ever (mochi issue #488; the fix,
+// #489, is not in v2.7.9).
 func (b *Broker) closeListenerClients(listener string) {
 	var wg sync.WaitGroup
 	for _, cl := range b.srv.Clients.GetAll() {

@@ -43,8 +43,11 @@ func newWebSocket(id string, writeTimeout time.Duration, readLimit int64, origin
 	ws := &WebSocket{id: id, writeTimeout: writeTimeout, readLimit: readLimit, done: make(chan struct{})}
 	ws.upgrader = websocket.Upgrader{
 		Subprotocols:    []string{"mqtt", "mqttv3.1"},
-		ReadBufferSize:  2048,
+		ReadBufferSize:  wsReadBufferSize,
 		WriteBufferSize: 2048,
+		// A write buffer is only taken from the pool for the length of a
+		// write: an idle client holds none.
+		WriteBufferPool: new(sync.Pool),
 		CheckOrigin:     originChecker(origins),
 	}
 	return ws
@@ -111,8 +114,16 @@ func (l *WebSocket) Close(_ listeners.CloseFn) {
 	l.closeClients(l.id)
 }
 
-// ServeHTTP upgrades the request to a WebSocket (subprotocol mqtt) and runs
-// an MQTT session over it until it ends.
+// wsReadBufferSize is each WebSocket client's frame read buffer, held for
+// the life of the connection (mochi reads through its own buffer on top).
+const wsReadBufferSize = 1024
+
+// ServeHTTP upgrades the request to a WebSocket (subprotocol mqtt) and
+// starts an MQTT session over it. It returns once the session has started,
+// without waiting for it to end: the connection belongs to the broker from
+// then on, and the HTTP server's goroutine (whose stack the router grew)
+// and its per-connection buffers are let go instead of being held for as
+// long as the client stays connected.
 func (l *WebSocket) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	l.mu.RLock()
 	establish, closed := l.establish, l.closed
@@ -133,10 +144,12 @@ func (l *WebSocket) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	c.SetReadLimit(l.readLimit)
 	conn := &wsConn{Conn: c.UnderlyingConn(), ws: c, writeTimeout: l.writeTimeout}
-	if err := establish(l.id, conn); err != nil && l.log != nil && !errors.Is(err, io.EOF) {
-		l.log.Debug("websocket client ended", "error", err)
-	}
-	_ = c.Close()
+	go func() {
+		if err := establish(l.id, conn); err != nil && l.log != nil && !errors.Is(err, io.EOF) {
+			l.log.Debug("websocket client ended", "error", err)
+		}
+		_ = c.Close()
+	}()
 }
 
 // wsConn carries MQTT packets in binary WebSocket frames, as a net.Conn.

@@ -19,7 +19,7 @@ import (
 // Every message is stored before its PUBACK and then delivered 1,000
 // times; the sender waits for each PUBACK, and for its receivers when more
 // than 200 messages are still being delivered (the server's per-client
-// queue holds 1,024), so the figure is a sustained rate, not a burst.
+// queue holds 256), so the figure is a sustained rate, not a burst.
 // The 1,000 users, their memberships and connections are set up once per
 // engine, before the timer starts.
 //

@@ -7,7 +7,6 @@
 package hooks
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -106,12 +105,15 @@ func New(o Options) *Hook {
 // ID implements mqtt.Hook.
 func (h *Hook) ID() string { return "imserver" }
 
-// Provides implements mqtt.Hook.
+// Provides implements mqtt.Hook. mochi asks before every call of every
+// event (several times per delivery), so it is a plain switch.
 func (h *Hook) Provides(b byte) bool {
-	return bytes.Contains([]byte{
-		mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnSessionEstablished, mqtt.OnDisconnect,
-		mqtt.OnSubscribed, mqtt.OnUnsubscribed, mqtt.OnACLCheck, mqtt.OnPublish, mqtt.OnPublishDropped,
-	}, []byte{b})
+	switch b {
+	case mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnSessionEstablished, mqtt.OnDisconnect,
+		mqtt.OnSubscribed, mqtt.OnUnsubscribed, mqtt.OnACLCheck, mqtt.OnPublish, mqtt.OnPublishDropped:
+		return true
+	}
+	return false
 }
 
 // OnConnect authenticates the client: the password is an access token and

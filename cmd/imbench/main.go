@@ -70,7 +70,9 @@ type options struct {
 	adminUser, adminPassword                                  string
 	pid                                                       int
 	timeout                                                   time.Duration
-	cpuProfile, memProfile, pprofAddr                         string
+	cpuProfile, memProfile, pprofAddr, baselineCPUProfile     string
+	serverEnv, baselineEnv                                    []string
+	serverSizes, baselineSizes                                brokerSizes
 	s                                                         settings
 }
 
@@ -92,6 +94,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.DurationVar(&o.s.Warmup, "warmup", time.Second, "unmeasured time before each phase")
 	fs.IntVar(&o.s.Payload, "payload", 128, "bytes of each publish")
 	fs.IntVar(&o.s.Inflight, "inflight", 1, "unacknowledged publishes per sending client")
+	subQoS := fs.Uint("sub-qos", 1, "QoS of the subscriptions: imserver always delivers at QoS 0, so 0 makes the bare broker deliver the same way (like for like); 1 makes it deliver at QoS 1, with a PUBACK per delivery")
 	fs.Int64Var(&o.s.MaxMessages, "max-messages", 5_000_000, "at most this many publishes per phase")
 	fs.IntVar(&o.s.Users, "users", 20, "W1: users, each with one connection")
 	fs.Float64Var(&o.s.Rate, "rate", 0, "W1: offered msgs/s over all users; 0 = as fast as the acks allow")
@@ -107,6 +110,13 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.StringVar(&o.cpuProfile, "server-cpuprofile", "", "write the child server's CPU profile of the whole run to this file")
 	fs.StringVar(&o.memProfile, "server-memprofile", "", "write the child server's heap profile at its end to this file")
 	fs.StringVar(&o.pprofAddr, "server-pprof", "", "serve the child server's net/http/pprof on this loopback address")
+	fs.StringVar(&o.baselineCPUProfile, "baseline-cpuprofile", "", "write the bare mochi baseline's CPU profile of the whole run to this file")
+	fs.Func("server-env", "set `NAME=VALUE` in the child server's environment, e.g. GOGC=50 or GOMEMLIMIT=900MiB (repeatable)", envFlag(&o.serverEnv))
+	fs.Func("baseline-env", "set `NAME=VALUE` in the child baseline broker's environment (repeatable)", envFlag(&o.baselineEnv))
+	fs.IntVar(&o.serverSizes.PendingWrites, "server-pending-writes", 0, "each client's outbound queue in the server imbench starts (0: its default)")
+	fs.IntVar(&o.serverSizes.ReadBuffer, "server-read-buffer", 0, "each client's socket read buffer in bytes in the server imbench starts (0: its default)")
+	fs.IntVar(&o.baselineSizes.PendingWrites, "baseline-pending-writes", 0, "each client's outbound queue in the bare mochi baseline (0: 1024)")
+	fs.IntVar(&o.baselineSizes.ReadBuffer, "baseline-read-buffer", 0, "each client's socket read buffer in bytes in the bare mochi baseline (0: 2048)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: imbench [flags]\n\nLoad tool of imserver: W1 single chat, W2 fan-out, W3 connections, W4 customer service,\neach next to a bare-broker baseline. Flags:")
 		fs.PrintDefaults()
@@ -117,6 +127,10 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
+	if *subQoS > 2 {
+		return o, fmt.Errorf("--sub-qos %d: want 0, 1 or 2", *subQoS)
+	}
+	o.s.SubQoS = byte(*subQoS)
 	for _, f := range strings.Split(o.sweep, ",") {
 		if f = strings.TrimSpace(f); f == "" {
 			continue
@@ -202,9 +216,9 @@ func (o options) target(ctx context.Context, kind string, log *slog.Logger) (*ta
 		if mode != "inproc" {
 			mode = "child"
 		}
-		p := profiles{}
+		p := childOptions{CPU: o.baselineCPUProfile, Env: o.baselineEnv, Sizes: o.baselineSizes}
 		if kind == kindIM {
-			p = profiles{CPU: o.cpuProfile, Mem: o.memProfile, Addr: o.pprofAddr}
+			p = childOptions{CPU: o.cpuProfile, Mem: o.memProfile, Addr: o.pprofAddr, Env: o.serverEnv, Sizes: o.serverSizes}
 		}
 		return startServer(ctx, kind, mode, o.db, p, log)
 	}
@@ -253,6 +267,17 @@ func runWorkloads(ctx context.Context, o options, t *target, prog *progress, log
 		}
 	}
 	return out, nil
+}
+
+// envFlag appends NAME=VALUE flags to env.
+func envFlag(env *[]string) func(string) error {
+	return func(v string) error {
+		if name, _, ok := strings.Cut(v, "="); !ok || name == "" {
+			return fmt.Errorf("want NAME=VALUE, got %q", v)
+		}
+		*env = append(*env, v)
+		return nil
+	}
 }
 
 // lockedWriter serialises writes from several goroutines.

@@ -99,3 +99,26 @@ func TestSourceAddr(t *testing.T) {
 		t.Fatal("isLoopback")
 	}
 }
+
+func TestFlags(t *testing.T) {
+	getenv := func(string) string { return "" }
+	o, err := parseFlags([]string{"-server-env", "GOGC=50", "-server-env", "GOMEMLIMIT=900MiB", "-baseline-env", "GOGC=50",
+		"-sub-qos", "0", "-server-pending-writes", "128", "-baseline-read-buffer", "1024"}, getenv, new(bytes.Buffer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(o.serverEnv) != 2 || o.serverEnv[1] != "GOMEMLIMIT=900MiB" || len(o.baselineEnv) != 1 {
+		t.Errorf("env: %q, %q", o.serverEnv, o.baselineEnv)
+	}
+	if o.s.SubQoS != 0 || o.serverSizes.PendingWrites != 128 || o.baselineSizes.ReadBuffer != 1024 {
+		t.Errorf("parsed %+v, %+v, %+v", o.s, o.serverSizes, o.baselineSizes)
+	}
+	if o, _ := parseFlags(nil, getenv, new(bytes.Buffer)); o.s.SubQoS != 1 {
+		t.Errorf("default -sub-qos %d, want 1", o.s.SubQoS)
+	}
+	for _, bad := range [][]string{{"-server-env", "GOGC"}, {"-sub-qos", "3"}} {
+		if _, err := parseFlags(bad, getenv, new(bytes.Buffer)); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}

@@ -11,26 +11,32 @@ import (
 )
 
 // rssBytes reads the resident set size of process pid from /proc.
-func rssBytes(pid int) (int64, error) {
+func rssBytes(pid int) (int64, error) { return procStatus(pid, "VmRSS") }
+
+// peakRSSBytes reads the largest resident set size process pid has had.
+func peakRSSBytes(pid int) (int64, error) { return procStatus(pid, "VmHWM") }
+
+// procStatus reads a size in kB from /proc/PID/status, in bytes.
+func procStatus(pid int, field string) (int64, error) {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return 0, fmt.Errorf("read RSS of pid %d: %w", pid, err)
+		return 0, fmt.Errorf("read %s of pid %d: %w", field, pid, err)
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+		if rest, ok := strings.CutPrefix(sc.Text(), field+":"); ok {
 			fields := strings.Fields(rest)
 			if len(fields) >= 1 {
 				kb, err := strconv.ParseInt(fields[0], 10, 64)
 				if err != nil {
-					return 0, fmt.Errorf("VmRSS of pid %d: %w", pid, err)
+					return 0, fmt.Errorf("%s of pid %d: %w", field, pid, err)
 				}
 				return kb * 1024, nil
 			}
 		}
 	}
-	return 0, fmt.Errorf("no VmRSS for pid %d", pid)
+	return 0, fmt.Errorf("no %s for pid %d", field, pid)
 }
 
 // cpuTicks returns the user+system CPU time of pid in clock ticks (1/100 s

@@ -19,7 +19,10 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
+	"strconv"
+	"sync"
 	"syscall"
 	"time"
 
@@ -51,6 +54,37 @@ type target struct {
 	AdminUser     string `json:"-"`
 	AdminPassword string `json:"-"`
 	stop          func() error
+	// stats returns the server's Go runtime figures (nil: unknown, e.g.
+	// mosquitto or an external server); with gc it collects first.
+	stats func(gc bool) (*runtimeStats, error)
+}
+
+// runtimeStats is what a Go server says about its memory: the runtime's
+// own view, to split the RSS into stacks and heap.
+type runtimeStats struct {
+	Goroutines   int    `json:"goroutines"`
+	StackInuse   uint64 `json:"stack_inuse"`
+	HeapInuse    uint64 `json:"heap_inuse"`
+	HeapAlloc    uint64 `json:"heap_alloc"`
+	HeapIdle     uint64 `json:"heap_idle"`
+	HeapReleased uint64 `json:"heap_released"`
+	NextGC       uint64 `json:"next_gc"`
+	NumGC        uint32 `json:"num_gc"`
+	Sys          uint64 `json:"sys"`
+}
+
+// readRuntimeStats reads this process's runtime figures, after a full
+// collection if gc is set.
+func readRuntimeStats(gc bool) *runtimeStats {
+	if gc {
+		runtime.GC()
+	}
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return &runtimeStats{
+		Goroutines: runtime.NumGoroutine(), StackInuse: m.StackInuse, HeapInuse: m.HeapInuse, HeapAlloc: m.HeapAlloc,
+		HeapIdle: m.HeapIdle, HeapReleased: m.HeapReleased, NextGC: m.NextGC, NumGC: m.NumGC, Sys: m.Sys,
+	}
 }
 
 func (t *target) name() string {
@@ -85,7 +119,7 @@ func engineOf(db string) string {
 // startServer starts the kind of server in a child process of imbench
 // (child) or in this process (inproc). db is "" for a fresh SQLite file in
 // a temporary directory, or a postgres:// URL.
-func startServer(ctx context.Context, kind, mode, db string, profile profiles, log *slog.Logger) (*target, error) {
+func startServer(ctx context.Context, kind, mode, db string, profile childOptions, log *slog.Logger) (*target, error) {
 	engine := ""
 	if kind == kindIM {
 		engine = engineOf(db)
@@ -111,7 +145,7 @@ func startServer(ctx context.Context, kind, mode, db string, profile profiles, l
 	case kind == kindMosquitto:
 		t, err = startMosquitto(ctx, log)
 	case mode == "inproc":
-		t, err = startInProc(ctx, kind, db, log)
+		t, err = startInProc(ctx, kind, db, profile.Sizes, log)
 	default:
 		t, err = startChild(ctx, kind, db, profile)
 	}
@@ -128,11 +162,25 @@ func startServer(ctx context.Context, kind, mode, db string, profile profiles, l
 	return t, nil
 }
 
-// profiles asks a child server for CPU and heap profiles, and for a live
-// pprof endpoint.
-type profiles struct{ CPU, Mem, Addr string }
+// childOptions asks a child server for CPU and heap profiles and a live
+// pprof endpoint, sets variables in its environment (GOGC, GOMEMLIMIT,
+// …), and sizes its broker's per-client buffers.
+type childOptions struct {
+	CPU, Mem, Addr string
+	Env            []string
+	Sizes          brokerSizes
+}
 
-func startChild(ctx context.Context, kind, db string, p profiles) (*target, error) {
+// brokerSizes are the per-client sizes of a broker; 0 takes the server's
+// defaults (imserver: its broker's; the bare mochi baseline: 1,024
+// pending writes and 2 KiB read buffers, imserver's sizes before they
+// were tuned for idle connections).
+type brokerSizes struct {
+	PendingWrites int // outbound queue, in packets
+	ReadBuffer    int // socket read buffer, in bytes
+}
+
+func startChild(ctx context.Context, kind, db string, p childOptions) (*target, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("find imbench's own binary: %w", err)
@@ -147,7 +195,16 @@ func startChild(ctx context.Context, kind, db string, p profiles) (*target, erro
 	if p.Addr != "" {
 		args = append(args, "--pprof", p.Addr)
 	}
+	if p.Sizes.PendingWrites > 0 {
+		args = append(args, "--pending-writes", strconv.Itoa(p.Sizes.PendingWrites))
+	}
+	if p.Sizes.ReadBuffer > 0 {
+		args = append(args, "--read-buffer", strconv.Itoa(p.Sizes.ReadBuffer))
+	}
 	cmd := exec.Command(exe, args...)
+	if len(p.Env) > 0 {
+		cmd.Env = append(os.Environ(), p.Env...)
+	}
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, err
@@ -163,13 +220,39 @@ func startChild(ctx context.Context, kind, db string, p profiles) (*target, erro
 	lines := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stdout)
-		if sc.Scan() {
+		for sc.Scan() {
 			lines <- sc.Text()
 		}
 		close(lines)
-		_, _ = io.Copy(io.Discard, stdout)
 	}()
+	var statsMu sync.Mutex
+	stats := func(gc bool) (*runtimeStats, error) {
+		statsMu.Lock()
+		defer statsMu.Unlock()
+		cmd := "stats\n"
+		if gc {
+			cmd = "gc\n"
+		}
+		if _, err := io.WriteString(stdin, cmd); err != nil {
+			return nil, err
+		}
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				return nil, errors.New("the server has exited")
+			}
+			var st runtimeStats
+			if err := json.Unmarshal([]byte(l), &st); err != nil {
+				return nil, fmt.Errorf("the server said %q: %w", l, err)
+			}
+			return &st, nil
+		case <-time.After(30 * time.Second):
+			return nil, errors.New("the server did not report its memory within 30s")
+		}
+	}
 	stop := func() error {
+		statsMu.Lock()
+		defer statsMu.Unlock()
 		stdin.Close() // the child stops when its stdin closes
 		done := make(chan error, 1)
 		go func() { done <- cmd.Wait() }()
@@ -201,25 +284,26 @@ func startChild(ctx context.Context, kind, db string, p profiles) (*target, erro
 		_ = stop()
 		return nil, fmt.Errorf("the %s server said %q: %w", kind, line, err)
 	}
-	return &target{HTTP: r.HTTP, MQTT: r.MQTT, PID: cmd.Process.Pid, AdminUser: r.AdminUser, AdminPassword: r.AdminPassword, stop: stop}, nil
+	return &target{HTTP: r.HTTP, MQTT: r.MQTT, PID: cmd.Process.Pid, AdminUser: r.AdminUser, AdminPassword: r.AdminPassword, stop: stop, stats: stats}, nil
 }
 
-func startInProc(ctx context.Context, kind, db string, log *slog.Logger) (*target, error) {
-	r, stop, err := serveKind(ctx, kind, db, log)
+func startInProc(ctx context.Context, kind, db string, sizes brokerSizes, log *slog.Logger) (*target, error) {
+	r, stop, err := serveKind(ctx, kind, db, sizes, log)
 	if err != nil {
 		return nil, err
 	}
-	return &target{HTTP: r.HTTP, MQTT: r.MQTT, PID: os.Getpid(), SameProcess: true, AdminUser: r.AdminUser, AdminPassword: r.AdminPassword, stop: stop}, nil
+	stats := func(gc bool) (*runtimeStats, error) { return readRuntimeStats(gc), nil }
+	return &target{HTTP: r.HTTP, MQTT: r.MQTT, PID: os.Getpid(), SameProcess: true, AdminUser: r.AdminUser, AdminPassword: r.AdminPassword, stop: stop, stats: stats}, nil
 }
 
 // serveKind starts a server of the kind in this process on 127.0.0.1
 // ports.
-func serveKind(ctx context.Context, kind, db string, log *slog.Logger) (ready, func() error, error) {
+func serveKind(ctx context.Context, kind, db string, sizes brokerSizes, log *slog.Logger) (ready, func() error, error) {
 	switch kind {
 	case kindIM:
-		return serveIM(ctx, db, log)
+		return serveIM(ctx, db, sizes, log)
 	case kindMochi:
-		return serveMochi()
+		return serveMochi(sizes)
 	}
 	return ready{}, nil, fmt.Errorf("unknown server kind %q", kind)
 }
@@ -227,7 +311,7 @@ func serveKind(ctx context.Context, kind, db string, log *slog.Logger) (ready, f
 // serveIM runs the real server (package app) with the per-user publish
 // limit off and a cheap password hash (creating bench users is not what
 // is measured).
-func serveIM(ctx context.Context, db string, log *slog.Logger) (ready, func() error, error) {
+func serveIM(ctx context.Context, db string, sizes brokerSizes, log *slog.Logger) (ready, func() error, error) {
 	httpLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return ready{}, nil, err
@@ -242,6 +326,7 @@ func serveIM(ctx context.Context, db string, log *slog.Logger) (ready, func() er
 		DatabaseURL: db, JWTSecret: randomHex(32), AdminUsername: "admin", AdminPassword: pw,
 		TokenTTL: 24 * time.Hour, PublishRate: 0, HTTPListener: httpLn, MQTTListener: mqttLn,
 		Passwords: imauth.Argon2{Memory: 1024, Time: 1, Threads: 1}, Log: log,
+		MQTTPendingWrites: int32(sizes.PendingWrites), MQTTReadBuffer: sizes.ReadBuffer,
 	})
 	if err != nil {
 		httpLn.Close()
@@ -262,16 +347,21 @@ func serveIM(ctx context.Context, db string, log *slog.Logger) (ready, func() er
 }
 
 // serveMochi runs a bare mochi broker, the baseline: no hooks but
-// allow-all authentication, no storage, and the same buffer sizes as
-// imserver's broker, so that the ratio measures what our hooks and
-// storage cost. The allow-all hook is fine here and only here.
-func serveMochi() (ready, func() error, error) {
+// allow-all authentication, no storage. Its per-client sizes are
+// imserver's before they were tuned for idle connections (1,024 pending
+// writes, 2 KiB read buffer) unless sizes says otherwise: pass imserver's
+// to see what the hooks and storage alone cost. The allow-all hook is
+// fine here and only here.
+func serveMochi(sizes brokerSizes) (ready, func() error, error) {
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumClientWritesPending = 1024
+	if sizes.PendingWrites > 0 {
+		caps.MaximumClientWritesPending = int32(sizes.PendingWrites)
+	}
 	caps.MaximumInflight = 1024
 	caps.ReceiveMaximum = 256
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil)) // mochi logs every client that goes away
-	s := mqtt.New(&mqtt.Options{Capabilities: caps, SysTopicResendInterval: 3600, Logger: quiet})
+	s := mqtt.New(&mqtt.Options{Capabilities: caps, SysTopicResendInterval: 3600, Logger: quiet, ClientNetReadBufferSize: sizes.ReadBuffer})
 	if err := s.AddHook(new(auth.AllowHook), nil); err != nil {
 		return ready{}, nil, err
 	}
@@ -291,7 +381,8 @@ func serveMochi() (ready, func() error, error) {
 
 // serveMain is `imbench serve`: the child process side of startChild. It
 // prints one JSON line (ready) and serves until its stdin closes or it is
-// signalled.
+// signalled. Each line "stats" (or "gc": collect first) on its stdin is
+// answered with one JSON line of runtimeStats.
 func serveMain(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("imbench serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -300,6 +391,9 @@ func serveMain(args []string, stdout, stderr io.Writer) error {
 	cpu := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	mem := fs.String("memprofile", "", "write a heap profile at the end to this file")
 	pprofAddr := fs.String("pprof", "", "serve net/http/pprof on this loopback address, e.g. 127.0.0.1:6060")
+	var sizes brokerSizes
+	fs.IntVar(&sizes.PendingWrites, "pending-writes", 0, "each client's outbound queue (0: the server's default)")
+	fs.IntVar(&sizes.ReadBuffer, "read-buffer", 0, "each client's socket read buffer in bytes (0: the server's default)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -330,14 +424,20 @@ func serveMain(args []string, stdout, stderr io.Writer) error {
 		go func() { _ = ps.ListenAndServe() }()
 		defer ps.Close()
 	}
-	r, stop, err := serveKind(ctx, *kind, *db, log)
+	r, stop, err := serveKind(ctx, *kind, *db, sizes, log)
 	if err != nil {
 		return err
 	}
 	b, _ := json.Marshal(r)
 	fmt.Fprintln(stdout, string(b))
 	go func() {
-		_, _ = io.Copy(io.Discard, os.Stdin)
+		sc := bufio.NewScanner(os.Stdin)
+		for sc.Scan() {
+			if cmd := sc.Text(); cmd == "stats" || cmd == "gc" {
+				b, _ := json.Marshal(readRuntimeStats(cmd == "gc"))
+				fmt.Fprintln(stdout, string(b))
+			}
+		}
 		cancel()
 	}()
 	<-ctx.Done()

@@ -24,6 +24,7 @@ import (
 type settings struct {
 	Duration, Warmup time.Duration
 	Payload          int     // bytes of each publish
+	SubQoS           byte    // QoS of every subscription
 	Inflight         int     // unacknowledged publishes per client
 	MaxMessages      int64   // per phase, over all clients
 	Users            int     // W1
@@ -140,7 +141,8 @@ func parallel(ctx context.Context, n, workers int, fn func(i int) error) error {
 }
 
 // connect opens an MQTT 3.1.1 connection as id and subscribes to subs at
-// QoS 1, handing what arrives to h.
+// the configured QoS (1 unless -sub-qos says otherwise), handing what
+// arrives to h.
 func (b *bench) connect(ctx context.Context, id identity, subs []string, h paho.MessageHandler) (paho.Client, error) {
 	idx := int(b.conns.Add(1) - 1)
 	d := &net.Dialer{Timeout: 10 * time.Second}
@@ -173,7 +175,7 @@ func (b *bench) connect(ctx context.Context, id identity, subs []string, h paho.
 	if len(subs) > 0 {
 		filters := make(map[string]byte, len(subs))
 		for _, s := range subs {
-			filters[s] = 1
+			filters[s] = b.s.SubQoS
 		}
 		tok := c.SubscribeMultiple(filters, nil)
 		if err := wait(ctx, tok, 30*time.Second); err != nil {
@@ -531,11 +533,13 @@ func (b *bench) w3(ctx context.Context) ([]result, error) {
 	}
 	r := result{Workload: "W3", Target: b.t.name(), Phase: fmt.Sprint(k), Metrics: map[string]float64{"conns": float64(k), "users": float64(u)}}
 	rss0 := int64(-1)
+	var before, beforeLive *runtimeStats
 	if b.t.PID != 0 {
 		time.Sleep(time.Second) // let the server settle after creating users
 		if v, err := rssBytes(b.t.PID); err == nil {
 			rss0 = v
 		}
+		before, beforeLive = b.runtimeStats()
 	}
 	cs := make([]paho.Client, k)
 	defer func() { disconnectAll(cs) }()
@@ -560,8 +564,25 @@ func (b *bench) w3(ctx context.Context) ([]result, error) {
 			return nil, ctx.Err()
 		}
 		if rss1, err := rssBytes(b.t.PID); err == nil {
+			perConn := float64(rss1-rss0) / float64(k)
 			r.Metrics["rss_mib"] = float64(rss1) / (1 << 20)
-			r.Metrics["rss_per_conn_kib"] = float64(rss1-rss0) / float64(k) / 1024
+			r.Metrics["rss_per_conn_kib"] = perConn / 1024
+			r.Metrics["rss_base_mib"] = float64(rss0) / (1 << 20)
+			r.Metrics["rss_50k_mib"] = (float64(rss0) + 50_000*perConn) / (1 << 20)
+		}
+		if v, err := peakRSSBytes(b.t.PID); err == nil {
+			r.Metrics["rss_peak_mib"] = float64(v) / (1 << 20)
+		}
+		// The runtime's view, read after the RSS so as not to disturb it;
+		// the live heap comes last, from a forced collection.
+		if after, afterLive := b.runtimeStats(); before != nil && after != nil {
+			per := func(a, b uint64) float64 { return (float64(a) - float64(b)) / float64(k) / 1024 }
+			r.Metrics["stack_per_conn_kib"] = per(after.StackInuse, before.StackInuse)
+			r.Metrics["heap_per_conn_kib"] = per(after.HeapInuse, before.HeapInuse)
+			r.Metrics["goroutines_per_conn"] = float64(after.Goroutines-before.Goroutines) / float64(k)
+			if beforeLive != nil && afterLive != nil {
+				r.Metrics["live_heap_per_conn_kib"] = per(afterLive.HeapAlloc, beforeLive.HeapAlloc)
+			}
 		}
 		if b.t.SameProcess {
 			r.Note = "the server runs inside imbench: its RSS includes the load generator's connections"
@@ -570,6 +591,25 @@ func (b *bench) w3(ctx context.Context) ([]result, error) {
 		r.Note = "RSS not measured: give the server's --pid"
 	}
 	return []result{r}, nil
+}
+
+// runtimeStats asks the server for its runtime figures, then for them
+// again after a forced collection (the live heap). Either is nil when the
+// server cannot say.
+func (b *bench) runtimeStats() (now, live *runtimeStats) {
+	if b.t.stats == nil || b.t.SameProcess {
+		return nil, nil
+	}
+	now, err := b.t.stats(false)
+	if err != nil {
+		b.log.Warn("server memory figures", "error", err)
+		return nil, nil
+	}
+	live, err = b.t.stats(true)
+	if err != nil {
+		b.log.Warn("server memory figures", "error", err)
+	}
+	return now, live
 }
 
 // w4 is customer service: c customers writing to one shop of a agents.
