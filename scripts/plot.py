@@ -101,7 +101,7 @@ def plot(series, maxima, title):
     # Right panel: maximum throughput bars.
     bx, by, bw, bh = 640, 50, 320, 320
     top = max(maxima.values()) * 1.15
-    out.append(f'<text x="{bx+bw/2}" y="{by-8}" text-anchor="middle">max accepted msgs/s (W1, QoS 1)</text>')
+    out.append(f'<text x="{bx+bw/2}" y="{by-8}" text-anchor="middle">max accepted msgs/s (W1, QoS 1); % = of bare mochi</text>')
     out.append(f'<line x1="{bx}" y1="{by+bh}" x2="{bx+bw}" y2="{by+bh}" stroke="#333"/>')
     n = len(names)
     slot = bw / max(n, 1)
@@ -113,14 +113,16 @@ def plot(series, maxima, title):
         c = COLORS[i % len(COLORS)]
         x = bx + i * slot + slot * 0.15
         out.append(f'<rect x="{x:.1f}" y="{by+bh-h:.1f}" width="{slot*0.7:.1f}" height="{h:.1f}" fill="{c}"/>')
-        label = f"{v:,.0f}"
+        label, ratio = f"{v:,.0f}", ""
         if name.startswith("imserver"):
             engine, _, run = name.split("/", 1)[1].partition(" ")
             want = f"(run with {engine})" + (f" {run}" if run else "")
             base = next((maxima[k] for k in maxima if k.endswith(want)), None)
             if base:
-                label += f" ({v/base:.0%} of mochi)"
+                ratio = f"{v/base:.0%}"
         out.append(f'<text x="{x+slot*0.35:.1f}" y="{by+bh-h-6:.1f}" text-anchor="middle" font-size="11">{escape(label)}</text>')
+        if ratio:  # under the value, one line each, so neighbours do not overlap
+            out.append(f'<text x="{x+slot*0.35:.1f}" y="{by+bh-h-20:.1f}" text-anchor="middle" font-size="10">{escape(ratio)}</text>')
         out.append(f'<text transform="translate({x+slot*0.35:.1f},{by+bh+14}) rotate(20)" font-size="11">{escape(name.replace(" (run with ", " ("))}</text>')
     out.append("</svg>")
     return "\n".join(out) + "\n"
