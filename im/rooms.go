@@ -174,19 +174,7 @@ func (s *Service) sendRoom(ctx context.Context, p Principal, room int64, msg wir
 	if err != nil {
 		return wire.Envelope{}, err
 	}
-	conv := topics.RoomConv(room)
-	defer s.locks.lock(conv)()
-	stored, dup, err := s.append(ctx, Message{Conv: conv, From: p.UID, Type: msg.Type, Body: msg.Body, CID: msg.CID})
-	if err != nil {
-		return wire.Envelope{}, err
-	}
-	env := stored.Envelope()
-	if dup {
-		s.deliver(env, topics.Inbox(p.UID))
-		return env, nil
-	}
-	s.deliver(env, topics.Room(room))
-	return env, nil
+	return s.post(ctx, p, topics.RoomConv(room), msg, topics.Room(room))
 }
 
 // canReadRoom returns nil if p may read room's conversation and post to

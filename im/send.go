@@ -92,7 +92,14 @@ func (s *Service) sendSingle(ctx context.Context, p Principal, to int64, msg wir
 	if err := s.userExists(ctx, to); err != nil {
 		return wire.Envelope{}, err
 	}
-	conv := topics.SingleConv(p.UID, to)
+	return s.post(ctx, p, topics.SingleConv(p.UID, to), msg, topics.Inbox(to), topics.Inbox(p.UID))
+}
+
+// post stores a validated message from p in conv and delivers its envelope
+// to targets, holding the conversation's lock throughout so subscribers get
+// its messages in seq order. A re-sent message (same cid) is stored and
+// delivered once: its sender alone gets the first copy's envelope again.
+func (s *Service) post(ctx context.Context, p Principal, conv string, msg wire.Publish, targets ...string) (wire.Envelope, error) {
 	defer s.locks.lock(conv)()
 	stored, dup, err := s.append(ctx, Message{Conv: conv, From: p.UID, Type: msg.Type, Body: msg.Body, CID: msg.CID})
 	if err != nil {
@@ -100,10 +107,9 @@ func (s *Service) sendSingle(ctx context.Context, p Principal, to int64, msg wir
 	}
 	env := stored.Envelope()
 	if dup {
-		s.deliver(env, topics.Inbox(p.UID))
-		return env, nil
+		targets = []string{topics.Inbox(p.UID)}
 	}
-	s.deliver(env, topics.Inbox(to), topics.Inbox(p.UID))
+	s.deliver(env, targets...)
 	return env, nil
 }
 
@@ -117,18 +123,7 @@ func (s *Service) sendBroadcast(ctx context.Context, p Principal, msg wire.Publi
 	if err != nil {
 		return wire.Envelope{}, err
 	}
-	defer s.locks.lock(topics.SysConv)()
-	stored, dup, err := s.append(ctx, Message{Conv: topics.SysConv, From: p.UID, Type: msg.Type, Body: msg.Body, CID: msg.CID})
-	if err != nil {
-		return wire.Envelope{}, err
-	}
-	env := stored.Envelope()
-	if dup {
-		s.deliver(env, topics.Inbox(p.UID))
-		return env, nil
-	}
-	s.deliver(env, topics.Broadcast)
-	return env, nil
+	return s.post(ctx, p, topics.SysConv, msg, topics.Broadcast)
 }
 
 // Broadcast stores and delivers a text broadcast from an admin
