@@ -13,7 +13,6 @@ import (
 	"github.com/lib/pq"
 
 	"github.com/imserver/imserver/im"
-	"github.com/imserver/imserver/topics"
 )
 
 // The appender commits messages in groups. Each AppendMessage call queues
@@ -267,20 +266,19 @@ func (a *appender) createConversations(ctx context.Context, tx *sqlx.Tx, group [
 			continue
 		}
 		seen[conv] = true
-		c, err := topics.ParseConv(conv)
+		row, err := conversationRow(conv, 0, r.m.TS)
 		if err != nil {
-			return nil, fmt.Errorf("%w: %w", im.ErrInvalid, err)
+			return nil, err
 		}
 		ids = append(ids, conv)
-		vals = append(vals, "(?, ?, ?, ?, ?, ?, ?, 0, ?)")
-		args = append(args, conv, string(c.Kind), nullInt(c.A), nullInt(c.B), nullInt(c.Room), nullInt(c.Shop), nullInt(c.Customer), r.m.TS)
+		vals = append(vals, conversationValues)
+		args = append(args, row...)
 	}
 	if len(ids) == 0 {
 		return nil, nil
 	}
 	_, err := tx.ExecContext(ctx, tx.Rebind(`
-		INSERT INTO conversations (conv_id, kind, user_a, user_b, room_id, shop_id, customer, last_seq, updated_at)
-		VALUES `+strings.Join(vals, ", ")+` ON CONFLICT (conv_id) DO NOTHING`), args...)
+		INSERT INTO conversations (`+conversationColumns+`) VALUES `+strings.Join(vals, ", ")+` ON CONFLICT (conv_id) DO NOTHING`), args...)
 	if err != nil {
 		return nil, fmt.Errorf("create conversations: %w", mapErr(err))
 	}

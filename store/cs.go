@@ -258,20 +258,7 @@ func (s *Store) SetUserStatus(ctx context.Context, uid int64, status string) err
 
 // InServiceTx implements im.ShopStore.
 func (s *Store) InServiceTx(ctx context.Context, fn func(im.ServiceTx) error) error {
-	release, err := s.lockWrite(ctx)
-	if err != nil {
-		return err
-	}
-	defer release()
-	tx, err := s.w.BeginTxx(ctx, nil)
-	if err != nil {
-		return mapErr(err)
-	}
-	if err := fn(&serviceTx{s: s, tx: tx}); err != nil {
-		_ = tx.Rollback()
-		return err
-	}
-	return mapErr(tx.Commit())
+	return s.inTx(ctx, func(tx *sqlx.Tx) error { return fn(&serviceTx{s: s, tx: tx}) })
 }
 
 // serviceTx implements im.ServiceTx. Row locks (FOR UPDATE) exist on

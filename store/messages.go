@@ -98,17 +98,15 @@ func (s *Store) nextSeq(ctx context.Context, tx *sqlx.Tx, conv string, now int64
 	if !errors.Is(err, sql.ErrNoRows) {
 		return seq, mapErr(err)
 	}
-	c, err := topics.ParseConv(conv)
+	row, err := conversationRow(conv, 1, now)
 	if err != nil {
-		return 0, fmt.Errorf("%w: %w", im.ErrInvalid, err)
+		return 0, err
 	}
 	// The first message creates the conversation with last_seq 1. If a
 	// concurrent first message created it between our two statements, DO
 	// NOTHING waits for that transaction, and the bump below sees its row.
 	res, err := tx.ExecContext(ctx, tx.Rebind(`
-		INSERT INTO conversations (conv_id, kind, user_a, user_b, room_id, shop_id, customer, last_seq, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?) ON CONFLICT (conv_id) DO NOTHING`),
-		conv, string(c.Kind), nullInt(c.A), nullInt(c.B), nullInt(c.Room), nullInt(c.Shop), nullInt(c.Customer), now)
+		INSERT INTO conversations (`+conversationColumns+`) VALUES `+conversationValues+` ON CONFLICT (conv_id) DO NOTHING`), row...)
 	if err != nil {
 		return 0, mapErr(err)
 	}
@@ -117,6 +115,22 @@ func (s *Store) nextSeq(ctx context.Context, tx *sqlx.Tx, conv string, now int64
 	}
 	err = tx.GetContext(ctx, &seq, bump, now, conv)
 	return seq, mapErr(err)
+}
+
+// conversationColumns and conversationValues insert a conversation row;
+// conversationRow gives its values, the participant columns derived from
+// the id.
+const (
+	conversationColumns = `conv_id, kind, user_a, user_b, room_id, shop_id, customer, last_seq, updated_at`
+	conversationValues  = `(?, ?, ?, ?, ?, ?, ?, ?, ?)`
+)
+
+func conversationRow(conv string, lastSeq, now int64) ([]any, error) {
+	c, err := topics.ParseConv(conv)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", im.ErrInvalid, err)
+	}
+	return []any{conv, string(c.Kind), nullInt(c.A), nullInt(c.B), nullInt(c.Room), nullInt(c.Shop), nullInt(c.Customer), lastSeq, now}, nil
 }
 
 // errRollback ends a transaction without an error for the caller.
