@@ -14,7 +14,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -131,7 +130,6 @@ func (h *Hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 		h.log.Info("mqtt connect refused", "reason", "foreign client id", "uid", p.UID, "client", id)
 		return h.refuse(cl)
 	}
-	atomic.StoreUint32(&cl.Properties.Will.Flag, 0)
 	cl.Properties.Will = mqtt.Will{}
 	if ka := cl.State.Keepalive; ka == 0 || ka > h.maxKeep {
 		cl.State.Keepalive = min(max(ka, h.keep), h.maxKeep)
