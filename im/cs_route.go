@@ -219,26 +219,7 @@ func (s *Service) sendToShop(ctx context.Context, p Principal, shopID int64, msg
 	} else if ok && cur.Status == SessionOpen && s.reachable(cur.Agent) {
 		err = s.store.InServiceTx(ctx, func(tx ServiceTx) error {
 			r = routed{}
-			sess, ok, err := tx.ActiveSession(ctx, shopID, p.UID)
-			if err != nil {
-				return err
-			}
-			if !ok {
-				return errNeedsRouting
-			}
-			if ok, err := s.currentAgentAvailable(ctx, tx, sess); err != nil {
-				return err
-			} else if !ok {
-				return errNeedsRouting
-			}
-			r.session = sess
-			if err := s.appendService(ctx, tx, sess, customerMsg, &r); err != nil {
-				return err
-			}
-			if keyword != "" {
-				return s.autoReply(ctx, tx, sess, keyword, &r)
-			}
-			return nil
+			return s.appendToAssigned(ctx, tx, shopID, p.UID, customerMsg, keyword, &r)
 		})
 	}
 	if errors.Is(err, errNeedsRouting) {
@@ -248,6 +229,32 @@ func (s *Service) sendToShop(ctx context.Context, p Principal, shopID int64, msg
 		})
 	}
 	return s.finishService(r, err, p.UID)
+}
+
+// appendToAssigned stores a customer's message in its open session when
+// the session's agent is still available (rule 1), with its keyword reply;
+// otherwise it returns errNeedsRouting.
+func (s *Service) appendToAssigned(ctx context.Context, tx ServiceTx, shopID, customer int64, m Message, keyword string, r *routed) error {
+	sess, ok, err := tx.ActiveSession(ctx, shopID, customer)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return errNeedsRouting
+	}
+	if ok, err := s.currentAgentAvailable(ctx, tx, sess); err != nil {
+		return err
+	} else if !ok {
+		return errNeedsRouting
+	}
+	r.session = sess
+	if err := s.appendService(ctx, tx, sess, m, r); err != nil {
+		return err
+	}
+	if keyword != "" {
+		return s.autoReply(ctx, tx, sess, keyword, r)
+	}
+	return nil
 }
 
 // routeCustomerMessage is the full routing of a customer's message, under
