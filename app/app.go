@@ -55,16 +55,36 @@ type Config struct {
 	Log          *slog.Logger
 }
 
-// Defaults fills the zero fields of c with the documented defaults.
-func (c *Config) Defaults() {
+// DefaultConfig returns the documented defaults (PROTOCOL.md §1), the one
+// place they are written: cmd/imserver starts from them, and New fills
+// the zero fields that must not stay zero from them.
+func DefaultConfig() Config {
+	return Config{
+		HTTPAddr:      ":8080",
+		MQTTAddr:      ":1883",
+		DatabaseURL:   "sqlite:data/im.db",
+		AdminUsername: "admin",
+		TokenTTL:      7 * 24 * time.Hour,
+		PublishRate:   50,
+		PublishBurst:  100,
+		WSOrigins:     []string{"*"},
+	}
+}
+
+// withDefaults fills the zero fields of c that have no meaning as zero:
+// the database, the admin's name, the token lifetime, the logger and the
+// password hasher. (A zero PublishRate means unlimited, and no MQTTAddr no
+// TCP listener: those stay as they are.)
+func (c Config) withDefaults() Config {
+	def := DefaultConfig()
 	if c.DatabaseURL == "" {
-		c.DatabaseURL = "sqlite:data/im.db"
+		c.DatabaseURL = def.DatabaseURL
 	}
 	if c.AdminUsername == "" {
-		c.AdminUsername = "admin"
+		c.AdminUsername = def.AdminUsername
 	}
 	if c.TokenTTL == 0 {
-		c.TokenTTL = 7 * 24 * time.Hour
+		c.TokenTTL = def.TokenTTL
 	}
 	if c.Log == nil {
 		c.Log = slog.Default()
@@ -72,27 +92,29 @@ func (c *Config) Defaults() {
 	if c.Passwords == nil {
 		c.Passwords = auth.DefaultArgon2
 	}
+	return c
 }
 
 // App is a running server.
 type App struct {
-	cfg     Config
-	log     *slog.Logger
-	store   *store.Store
-	broker  *broker.Broker
-	hook    *hooks.Hook
-	Service *im.Service
-	Tokens  *auth.Tokens
-	http    *http.Server
-	httpLn  net.Listener
-	ready   atomic.Bool
-	served  chan error
-	closing sync.Once
+	cfg      Config
+	log      *slog.Logger
+	store    *store.Store
+	broker   *broker.Broker
+	registry *hooks.Registry
+	hook     *hooks.Hook
+	domain   *im.Service
+	Tokens   *auth.Tokens
+	http     *http.Server
+	httpLn   net.Listener
+	ready    atomic.Bool
+	served   chan error
+	closing  sync.Once
 }
 
 // New builds the server and binds its ports, but does not serve yet.
 func New(ctx context.Context, cfg Config) (_ *App, err error) {
-	cfg.Defaults()
+	cfg = cfg.withDefaults()
 	a := &App{cfg: cfg, log: cfg.Log, served: make(chan error, 1)}
 	defer func() {
 		if err != nil {
@@ -116,12 +138,14 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	}); err != nil {
 		return nil, err
 	}
-	sessions := hooks.NewSessions(a.broker)
-	a.Service = im.NewService(im.Options{
-		Store: a.store, Publisher: a.broker, Passwords: cfg.Passwords, Sessions: sessions, Log: a.log,
+	a.registry = hooks.NewRegistry(a.broker)
+	if a.domain, err = im.New(ctx, im.Options{
+		Store: a.store, Publisher: a.broker, Passwords: cfg.Passwords, Live: a.registry, Log: a.log,
 		NewID: func() string { return xid.New().String() }, PublishRate: cfg.PublishRate, PublishBurst: cfg.PublishBurst,
-	})
-	a.hook = hooks.New(hooks.Options{Domain: a.Service, Tokens: a.Tokens, Sessions: sessions, Log: a.log})
+	}); err != nil {
+		return nil, err
+	}
+	a.hook = hooks.New(hooks.Options{Chat: a.domain.Chat, Domain: a.domain, Tokens: a.Tokens, Registry: a.registry, Log: a.log})
 	if err := a.broker.AddHook(a.hook, nil); err != nil {
 		return nil, fmt.Errorf("add hook: %w", err)
 	}
@@ -137,7 +161,7 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	}
 	a.http = &http.Server{
 		Handler: httpapi.New(httpapi.Options{
-			Service: a.Service, Tokens: a.Tokens, MQTT: a.broker.WebSocket(), Ready: a.ready.Load, Log: a.log,
+			Domain: a.domain, Tokens: a.Tokens, MQTT: a.broker.WebSocket(), Ready: a.ready.Load, Log: a.log,
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
@@ -181,7 +205,7 @@ func (a *App) bootstrapAdmin(ctx context.Context) error {
 	if pw == "" {
 		pw, generated = auth.NewSecret()[:24], true
 	}
-	created, err := a.Service.EnsureAdmin(ctx, a.cfg.AdminUsername, pw)
+	created, err := a.domain.Accounts.EnsureAdmin(ctx, a.cfg.AdminUsername, pw)
 	if err != nil {
 		return err
 	}
@@ -218,12 +242,10 @@ func (a *App) HTTPAddr() string { return a.httpLn.Addr().String() }
 // MQTTAddr returns the address of MQTT over TCP, or "".
 func (a *App) MQTTAddr() string { return a.broker.TCPAddr() }
 
-// Store returns the store, for tests and tools.
-func (a *App) Store() *store.Store { return a.store }
-
 // Shutdown stops the server gracefully: no new HTTP requests or MQTT
 // publishes are taken, requests and publishes being stored finish and are
-// answered, clients are disconnected, and the database is closed.
+// answered, the domain's background work finishes, clients are
+// disconnected, and the database is closed.
 func (a *App) Shutdown(ctx context.Context) error {
 	a.ready.Store(false)
 	var errs []error
@@ -232,6 +254,9 @@ func (a *App) Shutdown(ctx context.Context) error {
 	}
 	if err := a.hook.Drain(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("drain publishes: %w", err))
+	}
+	if err := a.domain.Close(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("domain: %w", err))
 	}
 	a.closeAll()
 	a.log.Info("imserver stopped")
@@ -243,6 +268,11 @@ func (a *App) closeAll() {
 }
 
 func (a *App) close() {
+	if a.domain != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = a.domain.Close(ctx) // after Shutdown's, returns at once
+		cancel()
+	}
 	if a.broker != nil {
 		_ = a.broker.Close()
 	}
@@ -277,4 +307,4 @@ func Run(ctx context.Context, cfg Config, shutdownTimeout time.Duration) error {
 }
 
 // Online reports whether a user has a live MQTT connection.
-func (a *App) Online(uid int64) bool { return a.Service.Online(uid) }
+func (a *App) Online(uid int64) bool { return a.registry.Online(uid) }

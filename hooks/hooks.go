@@ -24,15 +24,20 @@ import (
 	"github.com/imserver/imserver/wire"
 )
 
-// Domain is what the hook needs from the domain (implemented by
+// Chat stores and delivers what clients publish (implemented by
+// *im.Chat).
+type Chat interface {
+	PublishTopic(ctx context.Context, p im.Principal, topic string, payload []byte) (im.Message, error)
+}
+
+// Domain is what else the hook tells and asks the domain (implemented by
 // *im.Service).
 type Domain interface {
-	PublishTopic(ctx context.Context, p im.Principal, topic string, payload []byte) (wire.Envelope, error)
+	// MayReceive is the read ACL: subscriptions and every delivery.
 	MayReceive(p im.Principal, topic string) bool
-	ClientConnected(p im.Principal)
-	ClientDisconnected(p im.Principal)
-	InboxSubscribed(p im.Principal)
-	InboxUnsubscribed(p im.Principal)
+	// UserReachable says that uid's first live client has subscribed to
+	// its inbox.
+	UserReachable(uid int64)
 }
 
 // Verifier checks access tokens (implemented by *auth.Tokens).
@@ -51,9 +56,10 @@ type Broker interface {
 
 // Options configures a Hook.
 type Options struct {
+	Chat     Chat
 	Domain   Domain
 	Tokens   Verifier
-	Sessions *Sessions
+	Registry *Registry
 	Log      *slog.Logger
 	// PublishTimeout bounds the storing of one publish. Keep it well under
 	// the keepalive: the publisher's connection reads nothing meanwhile.
@@ -67,9 +73,10 @@ type Options struct {
 // Hook is the mochi hook of the server.
 type Hook struct {
 	mqtt.HookBase
+	chat     Chat
 	dom      Domain
 	tokens   Verifier
-	sessions *Sessions
+	registry *Registry
 	log      *slog.Logger
 	timeout  time.Duration
 	keep     uint16
@@ -85,7 +92,7 @@ var _ mqtt.Hook = (*Hook)(nil)
 
 // New returns a Hook.
 func New(o Options) *Hook {
-	h := &Hook{dom: o.Domain, tokens: o.Tokens, sessions: o.Sessions, log: o.Log, timeout: o.PublishTimeout, keep: o.Keepalive, maxKeep: o.MaxKeepalive}
+	h := &Hook{chat: o.Chat, dom: o.Domain, tokens: o.Tokens, registry: o.Registry, log: o.Log, timeout: o.PublishTimeout, keep: o.Keepalive, maxKeep: o.MaxKeepalive}
 	if h.log == nil {
 		h.log = slog.Default()
 	}
@@ -135,12 +142,12 @@ func (h *Hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 		cl.State.Keepalive = min(max(ka, h.keep), h.maxKeep)
 		cl.State.ServerKeepalive = true
 	}
-	h.sessions.add(cl, p, exp)
+	h.registry.add(cl, p, exp)
 	return nil
 }
 
 func (h *Hook) refuse(cl *mqtt.Client) error {
-	if err := h.sessions.broker.RefuseConnect(cl); err != nil {
+	if err := h.registry.broker.RefuseConnect(cl); err != nil {
 		return err
 	}
 	return packets.ErrNotAuthorized
@@ -152,52 +159,59 @@ func clientIDPrefix(uid int64) string { return "u" + strconv.FormatInt(uid, 10) 
 // OnConnectAuthenticate implements mqtt.Hook: clients that passed OnConnect
 // are let in.
 func (h *Hook) OnConnectAuthenticate(cl *mqtt.Client, _ packets.Packet) bool {
-	_, ok := h.sessions.principal(cl)
+	_, ok := h.registry.principal(cl)
 	return ok
 }
 
-// OnSessionEstablished marks the client live: presence, and a disconnect
-// when its token expires.
+// OnSessionEstablished marks the client live in the registry, which
+// disconnects it when its token expires.
 func (h *Hook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
-	p, ok := h.sessions.establish(cl)
+	p, ok := h.registry.establish(cl)
 	if !ok {
 		return
 	}
-	h.dom.ClientConnected(p)
 	// A resumed session (clean=false) may already hold its inbox
 	// subscription, without a SUBSCRIBE.
-	if _, ok := cl.State.Subscriptions.Get(topics.Inbox(p.UID)); ok && h.sessions.setInbox(cl, true) {
-		h.dom.InboxSubscribed(p)
+	if _, ok := cl.State.Subscriptions.Get(topics.Inbox(p.UID)); ok {
+		h.inbox(cl, true)
 	}
 }
 
-// OnSubscribed tells the domain when a client has subscribed to its own
-// inbox: from then on its user is reachable (customer-service sessions
-// are only given to reachable agents).
+// OnSubscribed records when a client has subscribed to its own inbox: from
+// then on its user is reachable (customer-service tickets are only given
+// to reachable agents).
 func (h *Hook) OnSubscribed(cl *mqtt.Client, pk packets.Packet, codes []byte) {
-	p, ok := h.sessions.principal(cl)
+	p, ok := h.registry.principal(cl)
 	if !ok {
 		return
 	}
 	inbox := topics.Inbox(p.UID)
 	for i, f := range pk.Filters {
-		if f.Filter == inbox && i < len(codes) && codes[i] < 0x80 && h.sessions.setInbox(cl, true) {
-			h.dom.InboxSubscribed(p)
+		if f.Filter == inbox && i < len(codes) && codes[i] < 0x80 {
+			h.inbox(cl, true)
 		}
 	}
 }
 
-// OnUnsubscribed tells the domain when a client has left its own inbox.
+// OnUnsubscribed records when a client has left its own inbox.
 func (h *Hook) OnUnsubscribed(cl *mqtt.Client, pk packets.Packet) {
-	p, ok := h.sessions.principal(cl)
+	p, ok := h.registry.principal(cl)
 	if !ok {
 		return
 	}
 	inbox := topics.Inbox(p.UID)
 	for _, f := range pk.Filters {
-		if f.Filter == inbox && h.sessions.setInbox(cl, false) {
-			h.dom.InboxUnsubscribed(p)
+		if f.Filter == inbox {
+			h.inbox(cl, false)
 		}
+	}
+}
+
+// inbox records cl's inbox subscription, and tells the domain when its
+// user has just become reachable.
+func (h *Hook) inbox(cl *mqtt.Client, on bool) {
+	if p, reachable := h.registry.setInbox(cl, on); reachable {
+		h.dom.UserReachable(p.UID)
 	}
 }
 
@@ -205,14 +219,7 @@ func (h *Hook) OnUnsubscribed(cl *mqtt.Client, pk packets.Packet) {
 // client's disconnect may come after the new one is established; each
 // client is counted on its own, so presence never blinks.
 func (h *Hook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
-	ss, ok := h.sessions.remove(cl)
-	if !ok || !ss.established {
-		return
-	}
-	if ss.inbox {
-		h.dom.InboxUnsubscribed(ss.p)
-	}
-	h.dom.ClientDisconnected(ss.p)
+	h.registry.remove(cl)
 }
 
 // OnACLCheck implements mqtt.Hook. Subscriptions and deliveries (write is
@@ -224,7 +231,7 @@ func (h *Hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	if write {
 		return true
 	}
-	p, ok := h.sessions.principal(cl)
+	p, ok := h.registry.principal(cl)
 	return ok && h.dom.MayReceive(p, topic)
 }
 
@@ -243,13 +250,13 @@ func (h *Hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		cl.Stop(packets.ErrServerShuttingDown)
 		return pk, packets.ErrRejectPacket
 	}
-	p, ok := h.sessions.principal(cl)
+	p, ok := h.registry.principal(cl)
 	if !ok {
 		return pk, packets.ErrRejectPacket
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), h.timeout)
 	defer cancel()
-	_, err := h.dom.PublishTopic(ctx, p, pk.TopicName, pk.Payload)
+	_, err := h.chat.PublishTopic(ctx, p, pk.TopicName, pk.Payload)
 	if err == nil {
 		return pk, packets.CodeSuccessIgnore
 	}
@@ -276,7 +283,7 @@ func (h *Hook) reject(cl *mqtt.Client, p im.Principal, pk packets.Packet, err er
 	}
 	ev := wire.ErrorEvent{Event: wire.EventError, CID: cidOf(pk.Payload), Topic: pk.TopicName, Code: event, Message: im.PublicMessage(err)}
 	if b, err := json.Marshal(ev); err == nil {
-		_ = h.sessions.broker.Publish(topics.Inbox(p.UID), b)
+		_ = h.registry.broker.Publish(topics.Inbox(p.UID), b)
 	}
 	if cl.Properties.ProtocolVersion == 5 && pk.FixedHeader.Qos > 0 {
 		code.Reason = ev.Message

@@ -14,7 +14,6 @@ import (
 
 	"github.com/imserver/imserver/im"
 	"github.com/imserver/imserver/topics"
-	"github.com/imserver/imserver/wire"
 )
 
 // fakeBroker records what the hook asks of the broker.
@@ -42,22 +41,34 @@ func (b *fakeBroker) disconnectedWith(cl *mqtt.Client) (packets.Code, bool) {
 	return code, ok
 }
 
-// fakeDomain lets everyone receive their inbox and room 7.
-type fakeDomain struct{}
+// fakeChat refuses every publish.
+type fakeChat struct{}
 
-func (fakeDomain) PublishTopic(context.Context, im.Principal, string, []byte) (wire.Envelope, error) {
-	return wire.Envelope{}, errors.New("not used")
+func (fakeChat) PublishTopic(context.Context, im.Principal, string, []byte) (im.Message, error) {
+	return im.Message{}, errors.New("not used")
 }
-func (fakeDomain) MayReceive(p im.Principal, topic string) bool {
+
+// fakeDomain lets everyone receive their inbox and room 7, and counts who
+// became reachable.
+type fakeDomain struct {
+	mu        sync.Mutex
+	reachable map[int64]int
+}
+
+func (*fakeDomain) MayReceive(p im.Principal, topic string) bool {
 	return topic == room7 || topic == topics.Inbox(p.UID)
 }
 
-var room7 = topics.Room(7)
+func (d *fakeDomain) UserReachable(uid int64) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.reachable == nil {
+		d.reachable = map[int64]int{}
+	}
+	d.reachable[uid]++
+}
 
-func (fakeDomain) ClientConnected(im.Principal)    {}
-func (fakeDomain) ClientDisconnected(im.Principal) {}
-func (fakeDomain) InboxSubscribed(im.Principal)    {}
-func (fakeDomain) InboxUnsubscribed(im.Principal)  {}
+var room7 = topics.Room(7)
 
 // tokens accepts "uid:seconds" and returns a token expiring after that
 // many seconds (negative: already expired).
@@ -76,13 +87,14 @@ func (t tokens) Verify(token string) (im.Principal, time.Time, error) {
 type testHook struct {
 	*Hook
 	broker *fakeBroker
+	dom    *fakeDomain
 	srv    *mqtt.Server
 }
 
 func newTestHook(t testing.TB) testHook {
-	b := &fakeBroker{}
-	h := New(Options{Domain: fakeDomain{}, Tokens: tokens{now: time.Now()}, Sessions: NewSessions(b), Log: slog.New(slog.DiscardHandler)})
-	return testHook{Hook: h, broker: b, srv: mqtt.New(&mqtt.Options{Logger: slog.New(slog.DiscardHandler)})}
+	b, d := &fakeBroker{}, &fakeDomain{}
+	h := New(Options{Chat: fakeChat{}, Domain: d, Tokens: tokens{now: time.Now()}, Registry: NewRegistry(b), Log: slog.New(slog.DiscardHandler)})
+	return testHook{Hook: h, broker: b, dom: d, srv: mqtt.New(&mqtt.Options{Logger: slog.New(slog.DiscardHandler)})}
 }
 
 // connect runs a client through OnConnect and OnSessionEstablished as
@@ -124,7 +136,7 @@ func TestTokenExpiryDisconnects(t *testing.T) {
 	}
 	// Once it is gone, its expiry must not fire any more.
 	h.OnDisconnect(lasting, nil, true)
-	if _, ok := h.sessions.principal(lasting); ok {
+	if _, ok := h.registry.principal(lasting); ok {
 		t.Fatal("a disconnected client is still known")
 	}
 }
@@ -195,4 +207,79 @@ func BenchmarkOnACLCheck(b *testing.B) {
 			}
 		})
 	})
+}
+
+// subscribeInbox runs a client's inbox SUBSCRIBE through OnSubscribed.
+func subscribeInbox(h testHook, cl *mqtt.Client, uid int64) {
+	h.OnSubscribed(cl, packets.Packet{Filters: packets.Subscriptions{{Filter: topics.Inbox(uid)}}}, []byte{1})
+}
+
+// The registry counts each client on its own: a user is online while one
+// of its clients is established and reachable while one of them is on its
+// inbox; the domain hears of reachability once, when it starts.
+func TestRegistryPresence(t *testing.T) {
+	h := newTestHook(t)
+	r := h.registry
+	phone, laptop := connect(t, h, 5, 3600), connect(t, h, 5, 3600)
+	if !r.Online(5) || r.Reachable(5) {
+		t.Fatalf("connected: online %v reachable %v", r.Online(5), r.Reachable(5))
+	}
+	subscribeInbox(h, phone, 5)
+	subscribeInbox(h, laptop, 5)
+	subscribeInbox(h, laptop, 5) // a repeated SUBSCRIBE changes nothing
+	if !r.Reachable(5) || h.dom.reachable[5] != 1 {
+		t.Fatalf("subscribed: reachable %v, told the domain %d times", r.Reachable(5), h.dom.reachable[5])
+	}
+	h.OnUnsubscribed(phone, packets.Packet{Filters: packets.Subscriptions{{Filter: topics.Inbox(5)}}})
+	if !r.Reachable(5) {
+		t.Fatal("the laptop is still on the inbox")
+	}
+	h.OnDisconnect(laptop, nil, true)
+	if !r.Online(5) || r.Reachable(5) {
+		t.Fatalf("laptop gone: online %v reachable %v", r.Online(5), r.Reachable(5))
+	}
+	subscribeInbox(h, phone, 5)
+	if h.dom.reachable[5] != 2 {
+		t.Fatalf("reachable again: told the domain %d times, want 2", h.dom.reachable[5])
+	}
+	h.OnDisconnect(phone, nil, true)
+	h.OnDisconnect(phone, nil, true) // mochi may report a takeover's old client late
+	if r.Online(5) || r.Reachable(5) || len(r.clientsOf(5)) != 0 {
+		t.Fatal("still online after every client left")
+	}
+}
+
+// Connections come and go while routing asks who is online and reachable
+// (run with -race: the presence code this registry replaced raced here,
+// reading its maps without the lock while the first connect replaced
+// them).
+func TestRegistryConcurrentUse(t *testing.T) {
+	h := newTestHook(t)
+	r := h.registry
+	var wg sync.WaitGroup
+	for w := range 4 {
+		uid := int64(w%2 + 1)
+		wg.Go(func() {
+			for range 200 {
+				cl := connect(t, h, uid, 3600)
+				subscribeInbox(h, cl, uid)
+				if !r.Online(uid) || !r.Reachable(uid) {
+					t.Error("a connected, subscribed client's user is not reachable")
+					return
+				}
+				h.OnDisconnect(cl, nil, true)
+			}
+		})
+		wg.Go(func() {
+			for range 2000 {
+				_ = r.Online(uid)
+				_ = r.Reachable(uid)
+				r.DropSubscription(uid, room7)
+			}
+		})
+	}
+	wg.Wait()
+	if r.Online(1) || r.Online(2) {
+		t.Fatal("online after every client left")
+	}
 }

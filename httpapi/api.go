@@ -1,14 +1,14 @@
 // Package httpapi serves the REST API of PROTOCOL.md §2 with gin, and
 // mounts MQTT over WebSocket at /mqtt on the same port. Handlers bind the
-// request, call the domain, and write JSON; every error leaves through
-// API.fail.
+// request, call the domain and return what to answer (see handle); the
+// domain's types become the contract's JSON shapes in one place
+// (mapping.go), and every error leaves through API.fail.
 package httpapi
 
 import (
 	"context"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -26,8 +26,8 @@ type Tokens interface {
 
 // Options configures the API.
 type Options struct {
-	Service *im.Service
-	Tokens  Tokens
+	Domain *im.Service
+	Tokens Tokens
 	// MQTT serves MQTT over WebSocket at /mqtt.
 	MQTT http.Handler
 	// Ready reports whether the server accepts HTTP and MQTT (GET /healthz).
@@ -39,16 +39,22 @@ type Options struct {
 
 // API is the REST API.
 type API struct {
-	svc     *im.Service
-	tokens  Tokens
-	log     *slog.Logger
-	timeout time.Duration
+	accounts *im.Accounts
+	chat     *im.Chat
+	rooms    *im.Rooms
+	support  *im.Support
+	tokens   Tokens
+	log      *slog.Logger
+	timeout  time.Duration
 }
 
 // New returns the HTTP handler of the server: REST under /api/v1, /healthz,
 // and /mqtt.
 func New(o Options) http.Handler {
-	a := &API{svc: o.Service, tokens: o.Tokens, log: o.Log, timeout: o.RequestTimeout}
+	a := &API{
+		accounts: o.Domain.Accounts, chat: o.Domain.Chat, rooms: o.Domain.Rooms, support: o.Domain.Support,
+		tokens: o.Tokens, log: o.Log, timeout: o.RequestTimeout,
+	}
 	if a.log == nil {
 		a.log = slog.Default()
 	}
@@ -76,16 +82,16 @@ func New(o Options) http.Handler {
 	}
 
 	v1 := r.Group("/api/v1", a.deadline)
-	v1.POST("/auth/register", a.register)
-	v1.POST("/auth/login", a.login)
+	v1.POST("/auth/register", a.handle(a.register))
+	v1.POST("/auth/login", a.handle(a.login))
 
 	u := v1.Group("", a.authenticate)
-	u.GET("/me", a.me)
-	u.GET("/conversations", a.conversations)
-	u.GET("/conversations/:conv/messages", a.history)
-	u.POST("/conversations/:conv/messages", a.postMessage)
-	u.POST("/conversations/:conv/read", a.markRead)
-	u.POST("/broadcasts", a.broadcast)
+	u.GET("/me", a.handle(a.me))
+	u.GET("/conversations", a.handle(a.conversations))
+	u.GET("/conversations/:conv/messages", a.handle(a.history))
+	u.POST("/conversations/:conv/messages", a.handle(a.postMessage))
+	u.POST("/conversations/:conv/read", a.handle(a.markRead))
+	u.POST("/broadcasts", a.handle(a.broadcast))
 	a.roomRoutes(u)
 	a.shopRoutes(u)
 	return r
@@ -161,26 +167,4 @@ func (a *API) authenticate(c *gin.Context) {
 func principal(c *gin.Context) im.Principal {
 	p, _ := c.Get(principalKey)
 	return p.(im.Principal)
-}
-
-// idParam parses a positive integer path parameter.
-func idParam(c *gin.Context, name string) (int64, error) {
-	n, err := strconv.ParseInt(c.Param(name), 10, 64)
-	if err != nil || n <= 0 {
-		return 0, apiError(im.ErrInvalid, name+" must be a positive integer")
-	}
-	return n, nil
-}
-
-// intQuery parses an optional non-negative integer query parameter.
-func intQuery(c *gin.Context, name string) (int64, error) {
-	s, ok := c.GetQuery(name)
-	if !ok || s == "" {
-		return 0, nil
-	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n < 0 {
-		return 0, apiError(im.ErrInvalid, name+" must be a non-negative integer")
-	}
-	return n, nil
 }

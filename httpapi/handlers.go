@@ -1,140 +1,120 @@
 package httpapi
 
 import (
-	"net/http"
-
 	"github.com/gin-gonic/gin"
 
 	"github.com/imserver/imserver/im"
 	"github.com/imserver/imserver/wire"
 )
 
-func (a *API) register(c *gin.Context) {
-	var req wire.Credentials
-	if err := bind(c, &req); err != nil {
-		a.fail(c, err)
-		return
-	}
-	u, err := a.svc.Register(c.Request.Context(), req.Username, req.Password)
+func (a *API) register(c *gin.Context) (int, any, error) {
+	req, err := request[wire.Credentials](c)
 	if err != nil {
-		a.fail(c, err)
-		return
+		return failed(err)
 	}
-	c.JSON(http.StatusCreated, wire.Account{UID: u.UID, Username: u.Username})
+	u, err := a.accounts.Register(c.Request.Context(), req.Username, req.Password)
+	if err != nil {
+		return failed(err)
+	}
+	return created(account(u, false))
 }
 
-func (a *API) login(c *gin.Context) {
-	var req wire.Credentials
-	if err := bind(c, &req); err != nil {
-		a.fail(c, err)
-		return
-	}
-	u, err := a.svc.Login(c.Request.Context(), req.Username, req.Password)
+func (a *API) login(c *gin.Context) (int, any, error) {
+	req, err := request[wire.Credentials](c)
 	if err != nil {
-		a.fail(c, err)
-		return
+		return failed(err)
+	}
+	u, err := a.accounts.Login(c.Request.Context(), req.Username, req.Password)
+	if err != nil {
+		return failed(err)
 	}
 	tok, err := a.tokens.Issue(im.Principal{UID: u.UID, Username: u.Username, Role: u.Role})
 	if err != nil {
-		a.fail(c, err)
-		return
+		return failed(err)
 	}
-	c.JSON(http.StatusOK, wire.Token{
+	return answered(wire.Token{
 		AccessToken: tok, TokenType: "Bearer", ExpiresIn: int64(a.tokens.TTL().Seconds()),
 		UID: u.UID, Username: u.Username, Role: u.Role,
 	})
 }
 
-func (a *API) me(c *gin.Context) {
-	u, err := a.svc.User(c.Request.Context(), principal(c).UID)
+func (a *API) me(c *gin.Context) (int, any, error) {
+	u, err := a.accounts.User(c.Request.Context(), principal(c).UID)
 	if err != nil {
-		a.fail(c, err)
-		return
+		return failed(err)
 	}
-	c.JSON(http.StatusOK, wire.Account{UID: u.UID, Username: u.Username, Role: u.Role})
+	return answered(account(u, true))
 }
 
-func (a *API) conversations(c *gin.Context) {
-	convs, err := a.svc.Conversations(c.Request.Context(), principal(c))
+func (a *API) conversations(c *gin.Context) (int, any, error) {
+	convs, err := a.chat.Conversations(c.Request.Context(), principal(c))
 	if err != nil {
-		a.fail(c, err)
-		return
+		return failed(err)
 	}
-	c.JSON(http.StatusOK, convs)
+	return answered(conversations(convs))
 }
 
-func (a *API) history(c *gin.Context) {
+func (a *API) history(c *gin.Context) (int, any, error) {
 	var q im.HistoryQuery
 	var err error
 	_, q.After = c.GetQuery("after_seq")
 	if q.AfterSeq, err = intQuery(c, "after_seq"); err != nil {
-		a.fail(c, err)
-		return
+		return failed(err)
 	}
 	if q.BeforeSeq, err = intQuery(c, "before_seq"); err != nil {
-		a.fail(c, err)
-		return
+		return failed(err)
 	}
 	limit, err := intQuery(c, "limit")
 	if err != nil {
-		a.fail(c, err)
-		return
+		return failed(err)
 	}
 	q.Limit = int(min(limit, wire.MaxHistory))
-	msgs, err := a.svc.History(c.Request.Context(), principal(c), c.Param("conv"), q)
+	msgs, err := a.chat.History(c.Request.Context(), principal(c), c.Param("conv"), q)
 	if err != nil {
-		a.fail(c, err)
-		return
+		return failed(err)
 	}
-	c.JSON(http.StatusOK, msgs)
+	return answered(envelopes(msgs))
 }
 
-func (a *API) postMessage(c *gin.Context) {
-	var req wire.Publish
-	if err := bind(c, &req); err != nil {
-		a.fail(c, err)
-		return
-	}
-	env, err := a.svc.Send(c.Request.Context(), principal(c), c.Param("conv"), req)
+func (a *API) postMessage(c *gin.Context) (int, any, error) {
+	req, err := request[wire.Publish](c)
 	if err != nil {
-		a.fail(c, err)
-		return
+		return failed(err)
 	}
-	c.JSON(http.StatusCreated, env)
+	m, err := a.chat.Send(c.Request.Context(), principal(c), c.Param("conv"), req)
+	if err != nil {
+		return failed(err)
+	}
+	return created(m.Envelope())
 }
 
-func (a *API) markRead(c *gin.Context) {
-	var req struct {
+func (a *API) markRead(c *gin.Context) (int, any, error) {
+	req, err := request[struct {
 		Seq *int64 `json:"seq"`
-	}
-	if err := bind(c, &req); err != nil {
-		a.fail(c, err)
-		return
+	}](c)
+	if err != nil {
+		return failed(err)
 	}
 	if req.Seq == nil {
-		a.fail(c, apiError(im.ErrInvalid, "seq is required"))
-		return
+		return failed(apiError(im.ErrInvalid, "seq is required"))
 	}
-	st, err := a.svc.MarkRead(c.Request.Context(), principal(c), c.Param("conv"), *req.Seq)
+	pos, err := a.chat.MarkRead(c.Request.Context(), principal(c), c.Param("conv"), *req.Seq)
 	if err != nil {
-		a.fail(c, err)
-		return
+		return failed(err)
 	}
-	c.JSON(http.StatusOK, st)
+	return answered(readState(pos))
 }
 
-func (a *API) broadcast(c *gin.Context) {
-	var req struct {
+func (a *API) broadcast(c *gin.Context) (int, any, error) {
+	req, err := request[struct {
 		Text string `json:"text"`
-	}
-	if err := bind(c, &req); err != nil {
-		a.fail(c, err)
-		return
-	}
-	env, err := a.svc.Broadcast(c.Request.Context(), principal(c), req.Text)
+	}](c)
 	if err != nil {
-		a.fail(c, err)
-		return
+		return failed(err)
 	}
-	c.JSON(http.StatusCreated, env)
+	m, err := a.chat.Broadcast(c.Request.Context(), principal(c), req.Text)
+	if err != nil {
+		return failed(err)
+	}
+	return created(m.Envelope())
 }

@@ -1,8 +1,6 @@
 package httpapi
 
 import (
-	"net/http"
-
 	"github.com/gin-gonic/gin"
 
 	"github.com/imserver/imserver/wire"
@@ -10,129 +8,112 @@ import (
 
 // roomRoutes registers the rooms API on g (authenticated, under /api/v1).
 func (a *API) roomRoutes(g *gin.RouterGroup) {
-	g.POST("/rooms", a.createRoom)
-	g.GET("/rooms", a.rooms)
-	g.GET("/rooms/:room_id", a.room)
-	g.POST("/rooms/:room_id/join", a.joinRoom)
-	g.POST("/rooms/:room_id/leave", a.leaveRoom)
-	g.GET("/rooms/:room_id/members", a.roomMembers)
-	g.POST("/rooms/:room_id/members", a.addRoomMember)
-	g.DELETE("/rooms/:room_id/members/:uid", a.removeRoomMember)
+	g.POST("/rooms", a.handle(a.createRoom))
+	g.GET("/rooms", a.handle(a.listRooms))
+	g.GET("/rooms/:room_id", a.handle(a.getRoom))
+	g.POST("/rooms/:room_id/join", a.handle(a.joinRoom))
+	g.POST("/rooms/:room_id/leave", a.handle(a.leaveRoom))
+	g.GET("/rooms/:room_id/members", a.handle(a.roomMembers))
+	g.POST("/rooms/:room_id/members", a.handle(a.addRoomMember))
+	g.DELETE("/rooms/:room_id/members/:uid", a.handle(a.removeRoomMember))
 }
 
-func (a *API) createRoom(c *gin.Context) {
-	var req wire.NewRoom
-	if err := bind(c, &req); err != nil {
-		a.fail(c, err)
-		return
-	}
-	r, err := a.svc.CreateRoom(c.Request.Context(), principal(c), req.Name, req.Private)
+func (a *API) createRoom(c *gin.Context) (int, any, error) {
+	req, err := request[wire.NewRoom](c)
 	if err != nil {
-		a.fail(c, err)
-		return
+		return failed(err)
 	}
-	c.JSON(http.StatusCreated, r)
-}
-
-func (a *API) rooms(c *gin.Context) {
-	rooms, err := a.svc.Rooms(c.Request.Context(), principal(c))
+	r, err := a.rooms.Create(c.Request.Context(), principal(c), req.Name, req.Private)
 	if err != nil {
-		a.fail(c, err)
-		return
+		return failed(err)
 	}
-	c.JSON(http.StatusOK, rooms)
+	return created(room(r))
 }
 
-func (a *API) room(c *gin.Context) {
+func (a *API) listRooms(c *gin.Context) (int, any, error) {
+	rs, err := a.rooms.Of(c.Request.Context(), principal(c))
+	if err != nil {
+		return failed(err)
+	}
+	return answered(rooms(rs))
+}
+
+func (a *API) getRoom(c *gin.Context) (int, any, error) {
 	id, err := idParam(c, "room_id")
 	if err != nil {
-		a.fail(c, err)
-		return
+		return failed(err)
 	}
-	r, err := a.svc.Room(c.Request.Context(), principal(c), id)
+	r, err := a.rooms.Get(c.Request.Context(), principal(c), id)
 	if err != nil {
-		a.fail(c, err)
-		return
+		return failed(err)
 	}
-	c.JSON(http.StatusOK, r)
+	return answered(room(r))
 }
 
-func (a *API) joinRoom(c *gin.Context) {
+func (a *API) joinRoom(c *gin.Context) (int, any, error) {
 	id, err := idParam(c, "room_id")
 	if err != nil {
-		a.fail(c, err)
-		return
+		return failed(err)
 	}
-	r, err := a.svc.JoinRoom(c.Request.Context(), principal(c), id)
+	r, err := a.rooms.Join(c.Request.Context(), principal(c), id)
 	if err != nil {
-		a.fail(c, err)
-		return
+		return failed(err)
 	}
-	c.JSON(http.StatusOK, r)
+	return answered(room(r))
 }
 
-func (a *API) leaveRoom(c *gin.Context) {
+func (a *API) leaveRoom(c *gin.Context) (int, any, error) {
 	id, err := idParam(c, "room_id")
 	if err != nil {
-		a.fail(c, err)
-		return
+		return failed(err)
 	}
-	left, err := a.svc.LeaveRoom(c.Request.Context(), principal(c), id)
+	d, err := a.rooms.Leave(c.Request.Context(), principal(c), id)
 	if err != nil {
-		a.fail(c, err)
-		return
+		return failed(err)
 	}
-	c.JSON(http.StatusOK, left)
+	return answered(departure(d))
 }
 
-func (a *API) roomMembers(c *gin.Context) {
+func (a *API) roomMembers(c *gin.Context) (int, any, error) {
 	id, err := idParam(c, "room_id")
 	if err != nil {
-		a.fail(c, err)
-		return
+		return failed(err)
 	}
-	members, err := a.svc.RoomMembers(c.Request.Context(), principal(c), id)
+	ms, err := a.rooms.Members(c.Request.Context(), principal(c), id)
 	if err != nil {
-		a.fail(c, err)
-		return
+		return failed(err)
 	}
-	c.JSON(http.StatusOK, members)
+	return answered(members(ms))
 }
 
-func (a *API) addRoomMember(c *gin.Context) {
+func (a *API) addRoomMember(c *gin.Context) (int, any, error) {
 	id, err := idParam(c, "room_id")
 	if err != nil {
-		a.fail(c, err)
-		return
+		return failed(err)
 	}
-	var req wire.AddMember
-	if err := bind(c, &req); err != nil {
-		a.fail(c, err)
-		return
-	}
-	m, err := a.svc.AddRoomMember(c.Request.Context(), principal(c), id, req.UID)
+	req, err := request[wire.AddMember](c)
 	if err != nil {
-		a.fail(c, err)
-		return
+		return failed(err)
 	}
-	c.JSON(http.StatusOK, m)
+	m, err := a.rooms.AddMember(c.Request.Context(), principal(c), id, req.UID)
+	if err != nil {
+		return failed(err)
+	}
+	return answered(member(m))
 }
 
-func (a *API) removeRoomMember(c *gin.Context) {
+func (a *API) removeRoomMember(c *gin.Context) (int, any, error) {
 	id, err := idParam(c, "room_id")
 	if err != nil {
-		a.fail(c, err)
-		return
+		return failed(err)
 	}
 	uid, err := idParam(c, "uid")
 	if err != nil {
-		a.fail(c, err)
-		return
+		return failed(err)
 	}
-	left, err := a.svc.RemoveRoomMember(c.Request.Context(), principal(c), id, uid)
+	d, err := a.rooms.RemoveMember(c.Request.Context(), principal(c), id, uid)
 	if err != nil {
-		a.fail(c, err)
-		return
+		return failed(err)
 	}
-	c.JSON(http.StatusOK, left)
+	return answered(departure(d))
 }

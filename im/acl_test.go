@@ -9,11 +9,11 @@ import (
 )
 
 func TestMayReceive(t *testing.T) {
-	c := newRoomCache(&membershipStore{rooms: map[int64][]int64{5: {10, 11}, 6: {12}}}, slog.New(slog.DiscardHandler))
-	if err := c.ensure(context.Background()); err != nil {
+	c, err := loadRoomCache(context.Background(), &membershipStore{rooms: map[int64][]int64{5: {10, 11}, 6: {12}}}, slog.New(slog.DiscardHandler))
+	if err != nil {
 		t.Fatal(err)
 	}
-	s := &Service{rooms: c}
+	s := &Service{Rooms: &Rooms{cache: c}}
 	alice := Principal{UID: 10}
 	for _, tc := range []struct {
 		topic string
@@ -54,11 +54,11 @@ func BenchmarkMayReceive(b *testing.B) {
 	for u := range int64(members) {
 		m.rooms[5] = append(m.rooms[5], u+1)
 	}
-	c := newRoomCache(m, slog.New(slog.DiscardHandler))
-	if err := c.ensure(context.Background()); err != nil {
+	c, err := loadRoomCache(context.Background(), m, slog.New(slog.DiscardHandler))
+	if err != nil {
 		b.Fatal(err)
 	}
-	s := &Service{rooms: c}
+	s := &Service{Rooms: &Rooms{cache: c}}
 	topic := topics.Room(5)
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {

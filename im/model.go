@@ -19,6 +19,12 @@ const (
 	StatusAway   = "away"
 )
 
+// Roles of room members.
+const (
+	RoomRoleOwner  = "owner"
+	RoomRoleMember = "member"
+)
+
 // User is an account.
 type User struct {
 	UID          int64
@@ -41,17 +47,17 @@ func (p Principal) IsAdmin() bool { return p.Role == RoleAdmin }
 
 // Message is a stored message.
 type Message struct {
-	ID      string
-	Conv    string
-	Seq     int64
-	From    int64 // 0 for messages the server made
-	Type    string
-	Body    json.RawMessage
-	CID     string
-	TS      int64 // Unix milliseconds
-	Auto    bool
-	Session int64 // customer service: the session it belongs to
-	Agent   int64 // customer service: the session's agent when stored, 0 if queued
+	ID     string
+	Conv   string
+	Seq    int64
+	From   int64 // 0 for messages the server made
+	Type   string
+	Body   json.RawMessage
+	CID    string
+	TS     int64 // Unix milliseconds
+	Auto   bool
+	Ticket int64 // customer service: the ticket it belongs to
+	Agent  int64 // customer service: the ticket's agent when stored, 0 if queued
 }
 
 // Envelope returns the message as the contract delivers it.
@@ -70,7 +76,7 @@ func (m Message) Envelope() wire.Envelope {
 	case topics.ConvRoom:
 		e.Room = c.Room
 	case topics.ConvService:
-		e.Shop, e.Customer, e.Agent, e.Session = c.Shop, c.Customer, m.Agent, m.Session
+		e.Shop, e.Customer, e.Agent, e.Session = c.Shop, c.Customer, m.Agent, m.Ticket
 	}
 	return e
 }
@@ -92,7 +98,20 @@ type ConversationSummary struct {
 	Conv        string
 	Kind        topics.ConvKind
 	LastSeq     int64
-	ReadSeq     int64
+	ReadSeq     int64 // never above LastSeq
 	UpdatedAt   int64
 	LastMessage *Message
 }
+
+// Unread is how many messages of the conversation the user has not read.
+func (c ConversationSummary) Unread() int64 { return c.LastSeq - c.ReadSeq }
+
+// ReadPosition is how far a user has read a conversation.
+type ReadPosition struct {
+	Conv    string
+	ReadSeq int64
+	LastSeq int64
+}
+
+// Unread is how many messages of the conversation the user has not read.
+func (r ReadPosition) Unread() int64 { return r.LastSeq - r.ReadSeq }

@@ -7,7 +7,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 )
 
 // membershipStore serves RoomMemberships from a map; the other RoomStore
@@ -35,14 +34,14 @@ func (m *membershipStore) RoomMemberships(_ context.Context, fn func(room, uid i
 	return nil
 }
 
-func TestRoomCacheLoadsEverythingOnce(t *testing.T) {
+func TestRoomCacheLoadsEverything(t *testing.T) {
 	st := &membershipStore{rooms: map[int64][]int64{1: {10, 11}, 2: {}}}
-	c := newRoomCache(st, slog.New(slog.DiscardHandler))
-	if err := c.ensure(context.Background()); err != nil {
+	c, err := loadRoomCache(context.Background(), st, slog.New(slog.DiscardHandler))
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.ensure(context.Background()); err != nil || st.loads.Load() != 1 {
-		t.Fatalf("second ensure: %v, %d loads", err, st.loads.Load())
+	if st.loads.Load() != 1 {
+		t.Fatalf("%d loads", st.loads.Load())
 	}
 	for _, tc := range []struct {
 		room, uid int64
@@ -65,32 +64,20 @@ func TestRoomCacheLoadsEverythingOnce(t *testing.T) {
 	}
 }
 
-// When the load at start fails, the delivery check refuses (it never waits
-// for the database) and loads in the background.
-func TestRoomCacheRetriesInTheBackground(t *testing.T) {
+// When memberships cannot be loaded, the domain does not start: it
+// could only refuse every room subscription.
+func TestRoomCacheLoadFailure(t *testing.T) {
 	st := &membershipStore{rooms: map[int64][]int64{1: {10}}}
 	st.fail.Store(true)
-	c := newRoomCache(st, slog.New(slog.DiscardHandler))
-	if err := c.ensure(context.Background()); err == nil {
-		t.Fatal("ensure succeeded with the database down")
-	}
-	if c.isMember(1, 10) {
-		t.Fatal("a member before the cache is loaded")
-	}
-	st.fail.Store(false)
-	deadline := time.Now().Add(5 * time.Second)
-	for !c.isMember(1, 10) {
-		if time.Now().After(deadline) {
-			t.Fatal("the cache never loaded")
-		}
-		time.Sleep(10 * time.Millisecond)
+	if _, err := loadRoomCache(context.Background(), st, slog.New(slog.DiscardHandler)); err == nil {
+		t.Fatal("loaded with the database down")
 	}
 }
 
 // Deliveries check membership while members come and go (run with -race).
 func TestRoomCacheConcurrentUse(t *testing.T) {
-	c := newRoomCache(&membershipStore{rooms: map[int64][]int64{1: {1}}}, slog.New(slog.DiscardHandler))
-	if err := c.ensure(context.Background()); err != nil {
+	c, err := loadRoomCache(context.Background(), &membershipStore{rooms: map[int64][]int64{1: {1}}}, slog.New(slog.DiscardHandler))
+	if err != nil {
 		t.Fatal(err)
 	}
 	st, _ := c.get(1)
@@ -132,8 +119,8 @@ func BenchmarkRoomCacheIsMember(b *testing.B) {
 			m.rooms[r] = append(m.rooms[r], r*per+u)
 		}
 	}
-	c := newRoomCache(m, slog.New(slog.DiscardHandler))
-	if err := c.ensure(context.Background()); err != nil {
+	c, err := loadRoomCache(context.Background(), m, slog.New(slog.DiscardHandler))
+	if err != nil {
 		b.Fatal(err)
 	}
 	for _, bc := range []struct {

@@ -1,16 +1,24 @@
 // Package im is the domain of the server: accounts, conversations and their
 // sequence numbers, message validation, rooms, customer-service routing.
 // It knows nothing of HTTP, MQTT or SQL: it declares the small interfaces
-// it consumes (Store, Publisher, Passwords) and the edges adapt to them.
+// it consumes (the stores, Publisher, Live, Passwords) and the edges adapt
+// to them.
+//
+// The domain is split by area, each a type holding only what it uses:
+// Accounts (users), Chat (sending, history, read positions), Rooms (group
+// chats) and Support (customer service: shops, agents and the tickets the
+// contract calls customer-service sessions). They share a core: the
+// publisher, the live-connection port, conversation locks, the clock, ids
+// and the background workers. Service puts them together.
 package im
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
+	"fmt"
 	"log/slog"
-	"sync"
 	"time"
+
+	"github.com/imserver/imserver/topics"
 )
 
 // Store is the persistence the domain needs. Implementations map their
@@ -19,37 +27,7 @@ type Store interface {
 	UserStore
 	MessageStore
 	RoomStore
-	ShopStore
-}
-
-// UserStore keeps accounts.
-type UserStore interface {
-	// CreateUser inserts u and returns it with its uid. It returns
-	// ErrConflict if the username is taken, compared case-insensitively.
-	CreateUser(ctx context.Context, u User) (User, error)
-	// UserByName finds a user by username, case-insensitively.
-	UserByName(ctx context.Context, username string) (User, error)
-	// UserByID finds a user by uid.
-	UserByID(ctx context.Context, uid int64) (User, error)
-}
-
-// MessageStore keeps conversations, their messages and read positions.
-type MessageStore interface {
-	// AppendMessage stores m in one transaction with the conversation's next
-	// seq (creating the conversation on its first message), and advances the
-	// sender's read position to it when m.From is not 0. If m.CID is set and
-	// m.From already stored a message with that cid in m.Conv, it stores
-	// nothing and returns that message with dup set.
-	AppendMessage(ctx context.Context, m Message) (stored Message, dup bool, err error)
-	// History returns a page of conv's messages in ascending seq.
-	History(ctx context.Context, conv string, q HistoryQuery) ([]Message, error)
-	// Conversations lists the conversations uid takes part in, newest
-	// activity first.
-	Conversations(ctx context.Context, uid int64) ([]ConversationSummary, error)
-	// MarkRead raises uid's read position in conv to seq, clamped to the
-	// conversation's last seq, and never lowers it. It returns the resulting
-	// position, the conversation's last seq, and whether the position moved.
-	MarkRead(ctx context.Context, conv string, uid, seq int64) (readSeq, lastSeq int64, moved bool, err error)
+	SupportStore
 }
 
 // Publisher delivers a payload to every subscriber of an MQTT topic.
@@ -57,11 +35,21 @@ type Publisher interface {
 	Publish(topic string, payload []byte) error
 }
 
-// Sessions acts on users' live MQTT connections.
-type Sessions interface {
+// Live answers for users' live MQTT connections. The registry of
+// connections (package hooks) implements it; it is the only owner of that
+// state.
+type Live interface {
+	// Online reports whether uid has at least one live connection.
+	Online(uid int64) bool
+	// Reachable reports whether uid has a live connection subscribed to
+	// its inbox: only then can it be sent anything, so only then does it
+	// get customer-service tickets.
+	Reachable(uid int64) bool
 	// DropSubscription removes uid's subscriptions to topic on every live
-	// client of uid, at once.
+	// connection of uid, at once.
 	DropSubscription(uid int64, topic string)
+	// CloseUser disconnects every live connection of uid.
+	CloseUser(uid int64)
 }
 
 // Passwords hashes and checks passwords with a slow, salted KDF. Verify
@@ -76,7 +64,7 @@ type Options struct {
 	Store     Store
 	Publisher Publisher
 	Passwords Passwords
-	Sessions  Sessions         // default: none (nothing to act on)
+	Live      Live             // default: nobody is connected
 	Log       *slog.Logger     // default: slog.Default()
 	Now       func() time.Time // default: time.Now
 	NewID     func() string    // message ids; default: 20 random hex digits
@@ -87,54 +75,63 @@ type Options struct {
 	PublishBurst int
 }
 
-// Service is the domain's entry point. Its methods are safe for concurrent
-// use.
+// Service is the domain: its areas, sharing one core. Its methods and
+// those of its areas are safe for concurrent use.
 type Service struct {
-	store    Store
-	pub      Publisher
-	pw       Passwords
-	sess     Sessions
-	log      *slog.Logger
-	now      func() time.Time
-	newID    func() string
-	limiter  *limiter
-	presence presence
-	locks    *convLocks
-	known    sync.Map // uid → struct{}: users known to exist (accounts are never deleted)
+	Accounts *Accounts
+	Chat     *Chat
+	Rooms    *Rooms
+	Support  *Support
 
-	rooms *roomCache // who is a member of which room (rooms_cache.go)
+	core *core
 }
 
-// NewService returns a Service.
-func NewService(o Options) *Service {
-	s := &Service{store: o.Store, pub: o.Publisher, pw: o.Passwords, sess: o.Sessions, log: o.Log, now: o.Now, newID: o.NewID}
-	if s.sess == nil {
-		s.sess = noSessions{}
+// New builds the domain and loads what it keeps in memory (room
+// memberships). Close stops its background work.
+func New(ctx context.Context, o Options) (*Service, error) {
+	if o.Store == nil || o.Publisher == nil || o.Passwords == nil {
+		return nil, fmt.Errorf("im: Store, Publisher and Passwords are required")
 	}
-	if s.log == nil {
-		s.log = slog.Default()
+	c := newCore(o)
+	accounts := &Accounts{core: c, store: o.Store, pw: o.Passwords, known: newIDSet(maxKnownUsers)}
+	rooms, err := newRooms(ctx, c, o.Store, accounts)
+	if err != nil {
+		return nil, err
 	}
-	if s.now == nil {
-		s.now = time.Now
-	}
-	if s.newID == nil {
-		s.newID = randomID
-	}
-	s.limiter = newLimiter(o.PublishRate, o.PublishBurst, s.now)
-	s.locks = newConvLocks()
-	s.rooms = newRoomCache(s.store, s.log)
-	s.loadRooms()
-	return s
+	d := &dispatcher{core: c, store: o.Store, accounts: accounts}
+	support := &Support{core: c, store: o.Store, accounts: accounts, dispatch: d}
+	chat := &Chat{core: c, store: o.Store, accounts: accounts, rooms: rooms, support: support,
+		limiter: newLimiter(o.PublishRate, o.PublishBurst, c.now)}
+	c.work.start()
+	return &Service{Accounts: accounts, Chat: chat, Rooms: rooms, Support: support, core: c}, nil
 }
 
-func randomID() string {
-	var b [10]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
+// Close stops taking background work and waits, until ctx ends, for what
+// is running to finish. Call it before closing the store.
+func (s *Service) Close(ctx context.Context) error { return s.core.work.stop(ctx) }
+
+// MayReceive reports whether p may subscribe to topic and receive what is
+// delivered on it: their own inbox, the broadcast topic, and the rooms they
+// are a member of. Wildcards, $SYS and everything else are refused. The
+// broker asks for every delivery to every subscriber, so it must stay
+// cheap: no database access.
+func (s *Service) MayReceive(p Principal, topic string) bool {
+	r, err := topics.Parse(topic)
+	if err != nil {
+		return false
+	}
+	switch r.Kind {
+	case topics.KindInbox:
+		return r.UID == p.UID
+	case topics.KindBroadcast:
+		return true
+	case topics.KindRoom:
+		return s.Rooms.mayReceive(p, r.Room)
+	}
+	return false
 }
 
-func (s *Service) nowMillis() int64 { return s.now().UnixMilli() }
-
-type noSessions struct{}
-
-func (noSessions) DropSubscription(int64, string) {}
+// UserReachable tells the domain that uid has become reachable (its first
+// live connection subscribed to its inbox). The queues of the shops it is
+// an agent of drain to it, in the background.
+func (s *Service) UserReachable(uid int64) { s.Support.dispatch.agentReachable(uid) }

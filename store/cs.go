@@ -25,24 +25,34 @@ const shopColumns = `shop_id, name, welcome_message, offline_message, keyword_re
 
 func (r shopRow) shop() (im.Shop, error) {
 	s := im.Shop{ID: r.ID, Name: r.Name, WelcomeMessage: r.WelcomeMessage, OfflineMessage: r.OfflineMessage, CreatedAt: r.CreatedAt}
-	if err := json.Unmarshal([]byte(r.KeywordReplies), &s.KeywordReplies); err != nil {
+	var krs []keywordReply
+	if err := json.Unmarshal([]byte(r.KeywordReplies), &krs); err != nil {
 		return s, fmt.Errorf("shop %d: keyword_replies: %w", r.ID, err)
 	}
-	if s.KeywordReplies == nil {
-		s.KeywordReplies = []im.KeywordReply{}
+	s.KeywordReplies = make([]im.KeywordReply, len(krs))
+	for i, kr := range krs {
+		s.KeywordReplies[i] = im.KeywordReply(kr)
 	}
 	return s, nil
 }
 
+// keywordReply is how a keyword reply is kept in the keyword_replies
+// column, a JSON list.
+type keywordReply struct {
+	Keyword string `json:"keyword"`
+	Reply   string `json:"reply"`
+}
+
 func keywordJSON(krs []im.KeywordReply) string {
-	if krs == nil {
-		krs = []im.KeywordReply{}
+	out := make([]keywordReply, len(krs))
+	for i, kr := range krs {
+		out[i] = keywordReply(kr)
 	}
-	b, _ := json.Marshal(krs)
+	b, _ := json.Marshal(out)
 	return string(b)
 }
 
-// CreateShop implements im.ShopStore.
+// CreateShop implements im.SupportStore.
 func (s *Store) CreateShop(ctx context.Context, shop im.Shop) (im.Shop, error) {
 	err := s.getw(ctx, &shop.ID, `
 		INSERT INTO shops (name, welcome_message, offline_message, keyword_replies, created_at, updated_at)
@@ -54,7 +64,7 @@ func (s *Store) CreateShop(ctx context.Context, shop im.Shop) (im.Shop, error) {
 	return shop, nil
 }
 
-// UpdateShop implements im.ShopStore.
+// UpdateShop implements im.SupportStore.
 func (s *Store) UpdateShop(ctx context.Context, shop im.Shop) error {
 	res, err := s.exec(ctx, `
 		UPDATE shops SET name = ?, welcome_message = ?, offline_message = ?, keyword_replies = ? WHERE shop_id = ?`,
@@ -68,7 +78,7 @@ func (s *Store) UpdateShop(ctx context.Context, shop im.Shop) error {
 	return nil
 }
 
-// Shop implements im.ShopStore.
+// Shop implements im.SupportStore.
 func (s *Store) Shop(ctx context.Context, id int64) (im.Shop, error) {
 	return getShop(ctx, s.r, id, "")
 }
@@ -81,7 +91,7 @@ func getShop(ctx context.Context, q sqlx.QueryerContext, id int64, suffix string
 	return r.shop()
 }
 
-// Shops implements im.ShopStore.
+// Shops implements im.SupportStore.
 func (s *Store) Shops(ctx context.Context) ([]im.Shop, error) {
 	var rows []shopRow
 	if err := s.r.SelectContext(ctx, &rows, `SELECT `+shopColumns+` FROM shops ORDER BY shop_id`); err != nil {
@@ -97,7 +107,7 @@ func (s *Store) Shops(ctx context.Context) ([]im.Shop, error) {
 	return out, nil
 }
 
-// AddAgent implements im.ShopStore.
+// AddAgent implements im.SupportStore.
 func (s *Store) AddAgent(ctx context.Context, shop, uid, now int64) error {
 	_, err := s.exec(ctx, `
 		INSERT INTO shop_agents (shop_id, uid, added_at) VALUES (?, ?, ?) ON CONFLICT (shop_id, uid) DO NOTHING`, shop, uid, now)
@@ -107,7 +117,7 @@ func (s *Store) AddAgent(ctx context.Context, shop, uid, now int64) error {
 	return nil
 }
 
-// RemoveAgent implements im.ShopStore.
+// RemoveAgent implements im.SupportStore.
 func (s *Store) RemoveAgent(ctx context.Context, shop, uid int64) (bool, error) {
 	res, err := s.exec(ctx, `DELETE FROM shop_agents WHERE shop_id = ? AND uid = ?`, shop, uid)
 	if err != nil {
@@ -121,7 +131,7 @@ type agentRow struct {
 	UID            int64  `db:"uid"`
 	Username       string `db:"username"`
 	Status         string `db:"status"`
-	OpenSessions   int64  `db:"open_sessions"`
+	OpenTickets    int64  `db:"open_sessions"`
 	LastAssignedAt int64  `db:"last_assigned_at"`
 }
 
@@ -140,17 +150,17 @@ func agents(ctx context.Context, q sqlx.QueryerContext, shop int64) ([]im.Agent,
 	}
 	out := make([]im.Agent, len(rows))
 	for i, r := range rows {
-		out[i] = im.Agent{UID: r.UID, Username: r.Username, Status: r.Status, OpenSessions: r.OpenSessions, LastAssignedAt: r.LastAssignedAt}
+		out[i] = im.Agent{UID: r.UID, Username: r.Username, Status: r.Status, OpenTickets: r.OpenTickets, LastAssignedAt: r.LastAssignedAt}
 	}
 	return out, nil
 }
 
-// Agents implements im.ShopStore.
+// Agents implements im.SupportStore.
 func (s *Store) Agents(ctx context.Context, shop int64) ([]im.Agent, error) {
 	return agents(ctx, s.r, shop)
 }
 
-// AgentShops implements im.ShopStore.
+// AgentShops implements im.SupportStore.
 func (s *Store) AgentShops(ctx context.Context, uid int64) ([]int64, error) {
 	var ids []int64
 	if err := s.r.SelectContext(ctx, &ids, s.r.Rebind(`SELECT shop_id FROM shop_agents WHERE uid = ? ORDER BY shop_id`), uid); err != nil {
@@ -159,7 +169,7 @@ func (s *Store) AgentShops(ctx context.Context, uid int64) ([]int64, error) {
 	return ids, nil
 }
 
-// IsAgent implements im.ShopStore.
+// IsAgent implements im.SupportStore.
 func (s *Store) IsAgent(ctx context.Context, shop, uid int64) (bool, error) {
 	var n int
 	err := s.r.GetContext(ctx, &n, s.r.Rebind(`SELECT COUNT(*) FROM shop_agents WHERE shop_id = ? AND uid = ?`), shop, uid)
@@ -169,7 +179,8 @@ func (s *Store) IsAgent(ctx context.Context, shop, uid int64) (bool, error) {
 	return n > 0, nil
 }
 
-type sessionRow struct {
+// ticketRow is a row of cs_sessions: im's tickets.
+type ticketRow struct {
 	ID              int64         `db:"session_id"`
 	Shop            int64         `db:"shop_id"`
 	Customer        int64         `db:"customer"`
@@ -181,74 +192,74 @@ type sessionRow struct {
 	OfflineNotified bool          `db:"offline_notified"`
 }
 
-const sessionColumns = `session_id, shop_id, customer, agent, status, created_at, assigned_at, closed_at, offline_notified`
+const ticketColumns = `session_id, shop_id, customer, agent, status, created_at, assigned_at, closed_at, offline_notified`
 
-func (r sessionRow) session() im.Session {
-	return im.Session{ID: r.ID, Shop: r.Shop, Customer: r.Customer, Agent: r.Agent.Int64, Status: r.Status,
+func (r ticketRow) ticket() im.Ticket {
+	return im.Ticket{ID: r.ID, Shop: r.Shop, Customer: r.Customer, Agent: r.Agent.Int64, Status: r.Status,
 		CreatedAt: r.CreatedAt, AssignedAt: r.AssignedAt.Int64, ClosedAt: r.ClosedAt.Int64, OfflineNotified: r.OfflineNotified}
 }
 
-func getSession(ctx context.Context, q sqlx.QueryerContext, where, suffix string, args ...any) (im.Session, error) {
-	var r sessionRow
-	if err := sqlx.GetContext(ctx, q, &r, rebind(q, `SELECT `+sessionColumns+` FROM cs_sessions WHERE `+where+suffix), args...); err != nil {
-		return im.Session{}, mapErr(err)
+func getTicket(ctx context.Context, q sqlx.QueryerContext, where, suffix string, args ...any) (im.Ticket, error) {
+	var r ticketRow
+	if err := sqlx.GetContext(ctx, q, &r, rebind(q, `SELECT `+ticketColumns+` FROM cs_sessions WHERE `+where+suffix), args...); err != nil {
+		return im.Ticket{}, mapErr(err)
 	}
-	return r.session(), nil
+	return r.ticket(), nil
 }
 
-// Session implements im.ShopStore.
-func (s *Store) Session(ctx context.Context, id int64) (im.Session, error) {
-	sess, err := getSession(ctx, s.r, `session_id = ?`, "", id)
-	if err != nil {
-		return im.Session{}, fmt.Errorf("session %d: %w", id, err)
-	}
-	return sess, nil
-}
-
-// CurrentSession implements im.ShopStore.
-func (s *Store) CurrentSession(ctx context.Context, shop, customer int64) (im.Session, bool, error) {
-	sess, err := getSession(ctx, s.r, `shop_id = ? AND customer = ? AND status <> 'closed'`, "", shop, customer)
+// activeTicket returns the customer's ticket with the shop that is not
+// closed, if there is one (at most one is: an index says so).
+func activeTicket(ctx context.Context, q sqlx.QueryerContext, shop, customer int64, suffix string) (im.Ticket, bool, error) {
+	t, err := getTicket(ctx, q, `shop_id = ? AND customer = ? AND status <> 'closed'`, suffix, shop, customer)
 	if errors.Is(err, im.ErrNotFound) {
-		return im.Session{}, false, nil
+		return im.Ticket{}, false, nil
 	}
 	if err != nil {
-		return im.Session{}, false, fmt.Errorf("session of %d with shop %d: %w", customer, shop, err)
+		return im.Ticket{}, false, fmt.Errorf("session of %d with shop %d: %w", customer, shop, err)
 	}
-	return sess, true, nil
+	return t, true, nil
 }
 
-// Sessions implements im.ShopStore. Queued and open sessions come oldest
-// first (queue order); all or closed ones newest first.
-func (s *Store) Sessions(ctx context.Context, shop int64, status string, limit int) ([]im.Session, error) {
+// Ticket implements im.SupportStore.
+func (s *Store) Ticket(ctx context.Context, id int64) (im.Ticket, error) {
+	t, err := getTicket(ctx, s.r, `session_id = ?`, "", id)
+	if err != nil {
+		return im.Ticket{}, fmt.Errorf("session %d: %w", id, err)
+	}
+	return t, nil
+}
+
+// CurrentTicket implements im.SupportStore.
+func (s *Store) CurrentTicket(ctx context.Context, shop, customer int64) (im.Ticket, bool, error) {
+	return activeTicket(ctx, s.r, shop, customer, "")
+}
+
+// Tickets implements im.SupportStore.
+func (s *Store) Tickets(ctx context.Context, shop int64, status string, limit int) ([]im.Ticket, error) {
 	where, args := `shop_id = ?`, []any{shop}
 	order := `session_id DESC`
 	if status != "" {
 		where, args = where+` AND status = ?`, append(args, status)
-		if status != im.SessionClosed {
+		if status != im.TicketClosed {
 			order = `created_at, session_id`
 		}
 	}
-	q := `SELECT ` + sessionColumns + ` FROM cs_sessions WHERE ` + where + ` ORDER BY ` + order
+	q := `SELECT ` + ticketColumns + ` FROM cs_sessions WHERE ` + where + ` ORDER BY ` + order
 	if limit > 0 {
 		q, args = q+` LIMIT ?`, append(args, limit)
 	}
-	var rows []sessionRow
+	var rows []ticketRow
 	if err := s.r.SelectContext(ctx, &rows, s.r.Rebind(q), args...); err != nil {
 		return nil, fmt.Errorf("sessions of shop %d: %w", shop, mapErr(err))
 	}
-	out := make([]im.Session, len(rows))
+	out := make([]im.Ticket, len(rows))
 	for i, r := range rows {
-		out[i] = r.session()
+		out[i] = r.ticket()
 	}
 	return out, nil
 }
 
-// QueuedSessions implements im.ShopStore.
-func (s *Store) QueuedSessions(ctx context.Context, shop int64) ([]im.Session, error) {
-	return s.Sessions(ctx, shop, im.SessionQueued, 0)
-}
-
-// SetUserStatus implements im.ShopStore.
+// SetUserStatus implements im.SupportStore.
 func (s *Store) SetUserStatus(ctx context.Context, uid int64, status string) error {
 	if _, err := s.exec(ctx, `UPDATE users SET status = ? WHERE uid = ?`, status, uid); err != nil {
 		return fmt.Errorf("status of %d: %w", uid, mapErr(err))
@@ -256,75 +267,77 @@ func (s *Store) SetUserStatus(ctx context.Context, uid int64, status string) err
 	return nil
 }
 
-// InServiceTx implements im.ShopStore.
-func (s *Store) InServiceTx(ctx context.Context, fn func(im.ServiceTx) error) error {
-	return s.inTx(ctx, func(tx *sqlx.Tx) error { return fn(&serviceTx{s: s, tx: tx}) })
+// InSupportTx implements im.SupportStore.
+func (s *Store) InSupportTx(ctx context.Context, fn func(im.SupportTx) (im.TxEnd, error)) error {
+	var t *supportTx
+	end, err := s.inTx(ctx, func(tx *sqlx.Tx) (im.TxEnd, error) {
+		t = &supportTx{s: s, tx: tx}
+		return fn(t)
+	})
+	if err == nil && end == im.Commit {
+		s.knownConvs.add(t.created...)
+	}
+	return err
 }
 
-// serviceTx implements im.ServiceTx. Row locks (FOR UPDATE) exist on
+// supportTx implements im.SupportTx. Row locks (FOR UPDATE) exist on
 // PostgreSQL only; SQLite's write transactions (BEGIN IMMEDIATE, one writer
 // connection) are serialised as a whole.
-type serviceTx struct {
-	s  *Store
-	tx *sqlx.Tx
+type supportTx struct {
+	s       *Store
+	tx      *sqlx.Tx
+	created []string // conversations created, known once committed
 }
 
-func (t *serviceTx) forUpdate() string {
+func (t *supportTx) forUpdate() string {
 	if t.s.engine == Postgres {
 		return ` FOR UPDATE`
 	}
 	return ""
 }
 
-func (t *serviceTx) LockShop(ctx context.Context, shop int64) (im.Shop, error) {
+func (t *supportTx) LockShop(ctx context.Context, shop int64) (im.Shop, error) {
 	return getShop(ctx, t.tx, shop, t.forUpdate())
 }
 
-func (t *serviceTx) ActiveSession(ctx context.Context, shop, customer int64) (im.Session, bool, error) {
-	sess, err := getSession(ctx, t.tx, `shop_id = ? AND customer = ? AND status <> 'closed'`, t.forUpdate(), shop, customer)
-	if errors.Is(err, im.ErrNotFound) {
-		return im.Session{}, false, nil
-	}
-	if err != nil {
-		return im.Session{}, false, fmt.Errorf("session of %d with shop %d: %w", customer, shop, err)
-	}
-	return sess, true, nil
+func (t *supportTx) ActiveTicket(ctx context.Context, shop, customer int64) (im.Ticket, bool, error) {
+	return activeTicket(ctx, t.tx, shop, customer, t.forUpdate())
 }
 
-func (t *serviceTx) LockSession(ctx context.Context, id int64) (im.Session, error) {
-	sess, err := getSession(ctx, t.tx, `session_id = ?`, t.forUpdate(), id)
+func (t *supportTx) LockTicket(ctx context.Context, id int64) (im.Ticket, error) {
+	tk, err := getTicket(ctx, t.tx, `session_id = ?`, t.forUpdate(), id)
 	if err != nil {
-		return im.Session{}, fmt.Errorf("session %d: %w", id, err)
+		return im.Ticket{}, fmt.Errorf("session %d: %w", id, err)
 	}
-	return sess, nil
+	return tk, nil
 }
 
-func (t *serviceTx) CreateSession(ctx context.Context, sess im.Session) (im.Session, error) {
-	err := t.tx.GetContext(ctx, &sess.ID, t.tx.Rebind(`
+func (t *supportTx) CreateTicket(ctx context.Context, tk im.Ticket) (im.Ticket, error) {
+	err := t.tx.GetContext(ctx, &tk.ID, t.tx.Rebind(`
 		INSERT INTO cs_sessions (shop_id, customer, agent, status, created_at, assigned_at, offline_notified)
 		VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING session_id`),
-		sess.Shop, sess.Customer, nullInt(sess.Agent), sess.Status, sess.CreatedAt, nullInt(sess.AssignedAt), sess.OfflineNotified)
+		tk.Shop, tk.Customer, nullInt(tk.Agent), tk.Status, tk.CreatedAt, nullInt(tk.AssignedAt), tk.OfflineNotified)
 	if err != nil {
-		return im.Session{}, fmt.Errorf("open session: %w", mapErr(err))
+		return im.Ticket{}, fmt.Errorf("open session: %w", mapErr(err))
 	}
-	return sess, nil
+	return tk, nil
 }
 
-func (t *serviceTx) UpdateSession(ctx context.Context, sess im.Session) error {
+func (t *supportTx) UpdateTicket(ctx context.Context, tk im.Ticket) error {
 	_, err := t.tx.ExecContext(ctx, t.tx.Rebind(`
 		UPDATE cs_sessions SET agent = ?, status = ?, assigned_at = ?, closed_at = ?, offline_notified = ? WHERE session_id = ?`),
-		nullInt(sess.Agent), sess.Status, nullInt(sess.AssignedAt), nullInt(sess.ClosedAt), sess.OfflineNotified, sess.ID)
+		nullInt(tk.Agent), tk.Status, nullInt(tk.AssignedAt), nullInt(tk.ClosedAt), tk.OfflineNotified, tk.ID)
 	if err != nil {
-		return fmt.Errorf("update session %d: %w", sess.ID, mapErr(err))
+		return fmt.Errorf("update session %d: %w", tk.ID, mapErr(err))
 	}
 	return nil
 }
 
-func (t *serviceTx) Agents(ctx context.Context, shop int64) ([]im.Agent, error) {
+func (t *supportTx) Agents(ctx context.Context, shop int64) ([]im.Agent, error) {
 	return agents(ctx, t.tx, shop)
 }
 
-func (t *serviceTx) AgentStatus(ctx context.Context, shop, uid int64) (string, bool, error) {
+func (t *supportTx) AgentStatus(ctx context.Context, shop, uid int64) (string, bool, error) {
 	var status string
 	err := t.tx.GetContext(ctx, &status, t.tx.Rebind(`
 		SELECT u.status FROM shop_agents sa JOIN users u ON u.uid = sa.uid WHERE sa.shop_id = ? AND sa.uid = ?`), shop, uid)
@@ -337,7 +350,7 @@ func (t *serviceTx) AgentStatus(ctx context.Context, shop, uid int64) (string, b
 	return status, true, nil
 }
 
-func (t *serviceTx) LastAgent(ctx context.Context, shop, customer int64) (int64, error) {
+func (t *supportTx) LastAgent(ctx context.Context, shop, customer int64) (int64, error) {
 	var agent sql.NullInt64
 	err := t.tx.GetContext(ctx, &agent, t.tx.Rebind(`
 		SELECT agent FROM cs_sessions WHERE shop_id = ? AND customer = ? AND agent IS NOT NULL
@@ -351,7 +364,7 @@ func (t *serviceTx) LastAgent(ctx context.Context, shop, customer int64) (int64,
 	return agent.Int64, nil
 }
 
-func (t *serviceTx) MarkAssigned(ctx context.Context, shop, uid, now int64) error {
+func (t *supportTx) MarkAssigned(ctx context.Context, shop, uid, now int64) error {
 	_, err := t.tx.ExecContext(ctx, t.tx.Rebind(`UPDATE shop_agents SET last_assigned_at = ? WHERE shop_id = ? AND uid = ?`), now, shop, uid)
 	if err != nil {
 		return fmt.Errorf("mark agent %d assigned: %w", uid, mapErr(err))
@@ -359,26 +372,24 @@ func (t *serviceTx) MarkAssigned(ctx context.Context, shop, uid, now int64) erro
 	return nil
 }
 
-func (t *serviceTx) Append(ctx context.Context, m im.Message) (im.Message, bool, error) {
-	stored, dup, err := t.s.appendTx(ctx, t.tx, m)
-	if errors.Is(err, errRollback) {
-		err = nil // the caller rolls back
-	}
+func (t *supportTx) Append(ctx context.Context, m im.Message) (im.Message, bool, error) {
+	stored, dup, created, err := t.s.appendTx(ctx, t.tx, m)
 	if err != nil {
 		return im.Message{}, false, fmt.Errorf("append to %s: %w", m.Conv, err)
 	}
+	t.created = append(t.created, created...)
 	return stored, dup, nil
 }
 
-func (t *serviceTx) Unseen(ctx context.Context, session, agent int64) ([]im.Message, error) {
+func (t *supportTx) Unseen(ctx context.Context, ticket, agent int64) ([]im.Message, error) {
 	var rows []messageRow
 	err := t.tx.SelectContext(ctx, &rows, t.tx.Rebind(`
-		SELECT `+messageColumns+` FROM messages
+		SELECT `+messageSelect("")+` FROM messages
 		WHERE session_id = ? AND (agent IS NULL OR agent <> ?)
 		  AND seq > COALESCE((SELECT seq FROM cs_seen WHERE session_id = ? AND agent = ?), 0)
-		ORDER BY seq`), session, agent, session, agent)
+		ORDER BY seq`), ticket, agent, ticket, agent)
 	if err != nil {
-		return nil, fmt.Errorf("unseen messages of session %d: %w", session, mapErr(err))
+		return nil, fmt.Errorf("unseen messages of session %d: %w", ticket, mapErr(err))
 	}
 	out := make([]im.Message, len(rows))
 	for i, r := range rows {
@@ -387,9 +398,9 @@ func (t *serviceTx) Unseen(ctx context.Context, session, agent int64) ([]im.Mess
 	_, err = t.tx.ExecContext(ctx, t.tx.Rebind(`
 		INSERT INTO cs_seen (session_id, agent, seq)
 		SELECT CAST(? AS BIGINT), CAST(? AS BIGINT), COALESCE(MAX(seq), 0) FROM messages WHERE session_id = ?
-		ON CONFLICT (session_id, agent) DO UPDATE SET seq = excluded.seq`), session, agent, session)
+		ON CONFLICT (session_id, agent) DO UPDATE SET seq = excluded.seq`), ticket, agent, ticket)
 	if err != nil {
-		return nil, fmt.Errorf("mark session %d seen by %d: %w", session, agent, mapErr(err))
+		return nil, fmt.Errorf("mark session %d seen by %d: %w", ticket, agent, mapErr(err))
 	}
 	return out, nil
 }

@@ -3,10 +3,10 @@ package store
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 
 	"github.com/jmoiron/sqlx"
 
@@ -14,38 +14,12 @@ import (
 	"github.com/imserver/imserver/topics"
 )
 
-type messageRow struct {
-	ID        string         `db:"msg_id"`
-	Conv      string         `db:"conv_id"`
-	Seq       int64          `db:"seq"`
-	Sender    int64          `db:"sender"`
-	Type      string         `db:"type"`
-	Body      string         `db:"body"`
-	CID       sql.NullString `db:"cid"`
-	Auto      bool           `db:"auto"`
-	Session   sql.NullInt64  `db:"session_id"`
-	Agent     sql.NullInt64  `db:"agent"`
-	CreatedAt int64          `db:"created_at"`
-}
-
-const messageColumns = `msg_id, conv_id, seq, sender, type, body, cid, auto, session_id, agent, created_at`
-
-func (r messageRow) message() im.Message {
-	return im.Message{
-		ID: r.ID, Conv: r.Conv, Seq: r.Seq, From: r.Sender, Type: r.Type, Body: json.RawMessage(r.Body),
-		CID: r.CID.String, TS: r.CreatedAt, Auto: r.Auto, Session: r.Session.Int64, Agent: r.Agent.Int64,
-	}
-}
-
-func nullString(s string) sql.NullString { return sql.NullString{String: s, Valid: s != ""} }
-func nullInt(n int64) sql.NullInt64      { return sql.NullInt64{Int64: n, Valid: n != 0} }
-
 // AppendMessage implements im.MessageStore. Messages are committed in
-// groups (batch.go); each is stored as appendTx would store it alone.
+// groups (batch.go), each stored by appendMessages (append.go).
 //
-// appendTx's transaction starts by bumping the conversation's last_seq, which takes
-// the conversation's write lock (a row lock on PostgreSQL, the database
-// lock on SQLite) before anything else: concurrent appends to one
+// The transaction starts by bumping the conversation's last_seq, which
+// takes the conversation's write lock (a row lock on PostgreSQL, the
+// database lock on SQLite) before anything else: concurrent appends to one
 // conversation queue there and get contiguous seqs, and a duplicate cid is
 // detected after the lock, so two copies of one publish racing each other
 // store one message.
@@ -53,109 +27,72 @@ func (s *Store) AppendMessage(ctx context.Context, m im.Message) (im.Message, bo
 	return s.appender.append(ctx, m)
 }
 
-// appendTx is AppendMessage inside a caller's transaction.
-func (s *Store) appendTx(ctx context.Context, tx *sqlx.Tx, m im.Message) (im.Message, bool, error) {
-	seq, err := s.nextSeq(ctx, tx, m.Conv, m.TS)
-	if err != nil {
-		return im.Message{}, false, err
-	}
-	if m.CID != "" {
-		var r messageRow
-		err := tx.GetContext(ctx, &r, tx.Rebind(`SELECT `+messageColumns+` FROM messages WHERE sender = ? AND conv_id = ? AND cid = ?`), m.From, m.Conv, m.CID)
-		if err == nil {
-			return r.message(), true, errRollback
-		}
-		if !errors.Is(err, sql.ErrNoRows) {
-			return im.Message{}, false, mapErr(err)
-		}
-	}
-	m.Seq = seq
-	_, err = tx.ExecContext(ctx, tx.Rebind(`INSERT INTO messages (`+messageColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-		m.ID, m.Conv, m.Seq, m.From, m.Type, string(m.Body), nullString(m.CID), m.Auto, nullInt(m.Session), nullInt(m.Agent), m.TS)
-	if err != nil {
-		return im.Message{}, false, mapErr(err)
-	}
-	if m.From != 0 {
-		if _, err := tx.ExecContext(ctx, tx.Rebind(upsertRead), m.Conv, m.From, m.Seq); err != nil {
-			return im.Message{}, false, mapErr(err)
-		}
-	}
-	return m, false, nil
-}
-
-// upsertRead raises a read position, never lowering it.
-const upsertRead = `
-	INSERT INTO read_positions (conv_id, uid, read_seq) VALUES (?, ?, ?)
-	ON CONFLICT (conv_id, uid) DO UPDATE SET read_seq = excluded.read_seq
-	WHERE read_positions.read_seq < excluded.read_seq`
-
-// nextSeq increments the conversation's last_seq and returns it, creating
-// the conversation on its first message.
-func (s *Store) nextSeq(ctx context.Context, tx *sqlx.Tx, conv string, now int64) (int64, error) {
-	bump := tx.Rebind(`UPDATE conversations SET last_seq = last_seq + 1, updated_at = ? WHERE conv_id = ? RETURNING last_seq`)
-	var seq int64
-	err := tx.GetContext(ctx, &seq, bump, now, conv)
-	if !errors.Is(err, sql.ErrNoRows) {
-		return seq, mapErr(err)
-	}
-	row, err := conversationRow(conv, 1, now)
-	if err != nil {
-		return 0, err
-	}
-	// The first message creates the conversation with last_seq 1. If a
-	// concurrent first message created it between our two statements, DO
-	// NOTHING waits for that transaction, and the bump below sees its row.
-	res, err := tx.ExecContext(ctx, tx.Rebind(`
-		INSERT INTO conversations (`+conversationColumns+`) VALUES `+conversationValues+` ON CONFLICT (conv_id) DO NOTHING`), row...)
-	if err != nil {
-		return 0, mapErr(err)
-	}
-	if n, _ := res.RowsAffected(); n == 1 {
-		return 1, nil
-	}
-	err = tx.GetContext(ctx, &seq, bump, now, conv)
-	return seq, mapErr(err)
-}
-
-// conversationColumns and conversationValues insert a conversation row;
-// conversationRow gives its values, the participant columns derived from
-// the id.
-const (
-	conversationColumns = `conv_id, kind, user_a, user_b, room_id, shop_id, customer, last_seq, updated_at`
-	conversationValues  = `(?, ?, ?, ?, ?, ?, ?, ?, ?)`
-)
-
-func conversationRow(conv string, lastSeq, now int64) ([]any, error) {
-	c, err := topics.ParseConv(conv)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", im.ErrInvalid, err)
-	}
-	return []any{conv, string(c.Kind), nullInt(c.A), nullInt(c.B), nullInt(c.Room), nullInt(c.Shop), nullInt(c.Customer), lastSeq, now}, nil
-}
-
-// errRollback ends a transaction without an error for the caller.
-var errRollback = errors.New("rollback")
-
-// inTx runs fn in a write transaction and commits it, or rolls it back if
-// fn fails. fn returning errRollback rolls back and reports success.
-func (s *Store) inTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
+// inTx runs fn in a write transaction (on SQLite, once the writer gate
+// admits it) and commits it if fn returns im.Commit and no error;
+// otherwise it rolls it back. It returns how the transaction ended and
+// fn's error, or the commit's.
+func (s *Store) inTx(ctx context.Context, fn func(tx *sqlx.Tx) (im.TxEnd, error)) (im.TxEnd, error) {
 	release, err := s.lockWrite(ctx)
 	if err != nil {
-		return err
+		return im.Rollback, err
 	}
 	defer release()
 	tx, err := s.w.BeginTxx(ctx, nil)
 	if err != nil {
-		return mapErr(err)
+		return im.Rollback, mapErr(err)
 	}
-	if err := fn(tx); err != nil {
+	end, err := fn(tx)
+	if err != nil || end == im.Rollback {
 		_ = tx.Rollback()
-		if errors.Is(err, errRollback) {
-			return nil
-		}
-		return err
+		return im.Rollback, err
 	}
-	return mapErr(tx.Commit())
+	if err := tx.Commit(); err != nil {
+		return im.Rollback, mapErr(err)
+	}
+	return im.Commit, nil
+}
+
+// write runs fn in a write transaction that commits unless fn fails.
+func (s *Store) write(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
+	_, err := s.inTx(ctx, func(tx *sqlx.Tx) (im.TxEnd, error) {
+		if err := fn(tx); err != nil {
+			return im.Rollback, err
+		}
+		return im.Commit, nil
+	})
+	return err
+}
+
+// stringSet is a set of strings bounded to max entries: when full, it
+// forgets everything and starts again. It caches facts that never become
+// false (a conversation exists), so forgetting only costs a statement.
+type stringSet struct {
+	mu  sync.RWMutex
+	max int
+	m   map[string]struct{}
+}
+
+func newStringSet(max int) *stringSet { return &stringSet{max: max, m: make(map[string]struct{})} }
+
+func (s *stringSet) has(k string) bool {
+	s.mu.RLock()
+	_, ok := s.m[k]
+	s.mu.RUnlock()
+	return ok
+}
+
+func (s *stringSet) add(keys ...string) {
+	if len(keys) == 0 {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.m)+len(keys) > s.max {
+		clear(s.m)
+	}
+	for _, k := range keys {
+		s.m[k] = struct{}{}
+	}
 }
 
 // History implements im.MessageStore.
@@ -172,7 +109,7 @@ func (s *Store) History(ctx context.Context, conv string, q im.HistoryQuery) ([]
 		order = `DESC` // the newest page, reversed below
 	}
 	var rows []messageRow
-	err := s.r.SelectContext(ctx, &rows, s.r.Rebind(`SELECT `+messageColumns+` FROM messages WHERE `+where+` ORDER BY seq `+order+` LIMIT ?`), append(args, q.Limit)...)
+	err := s.r.SelectContext(ctx, &rows, s.r.Rebind(`SELECT `+messageSelect("")+` FROM messages WHERE `+where+` ORDER BY seq `+order+` LIMIT ?`), append(args, q.Limit)...)
 	if err != nil {
 		return nil, fmt.Errorf("history of %s: %w", conv, mapErr(err))
 	}
@@ -206,7 +143,7 @@ func (s *Store) Conversations(ctx context.Context, uid int64) ([]im.Conversation
 		Body      sql.NullString `db:"body"`
 		CID       sql.NullString `db:"cid"`
 		Auto      sql.NullBool   `db:"auto"`
-		Session   sql.NullInt64  `db:"session_id"`
+		Ticket    sql.NullInt64  `db:"session_id"`
 		Agent     sql.NullInt64  `db:"agent"`
 		CreatedAt sql.NullInt64  `db:"created_at"`
 	}
@@ -234,7 +171,7 @@ func (s *Store) Conversations(ctx context.Context, uid int64) ([]im.Conversation
 		out[i] = im.ConversationSummary{Conv: r.Conv, Kind: topics.ConvKind(r.Kind), LastSeq: r.LastSeq, ReadSeq: r.ReadSeq, UpdatedAt: r.UpdatedAt}
 		if r.MsgID.Valid {
 			m := messageRow{ID: r.MsgID.String, Conv: r.Conv, Seq: r.Seq.Int64, Sender: r.Sender.Int64, Type: r.Type.String,
-				Body: r.Body.String, CID: r.CID, Auto: r.Auto.Bool, Session: r.Session, Agent: r.Agent, CreatedAt: r.CreatedAt.Int64}.message()
+				Body: r.Body.String, CID: r.CID, Auto: r.Auto.Bool, Ticket: r.Ticket, Agent: r.Agent, CreatedAt: r.CreatedAt.Int64}.message()
 			out[i].LastMessage = &m
 		}
 	}
@@ -242,14 +179,14 @@ func (s *Store) Conversations(ctx context.Context, uid int64) ([]im.Conversation
 }
 
 // MarkRead implements im.MessageStore.
-func (s *Store) MarkRead(ctx context.Context, conv string, uid, seq int64) (int64, int64, bool, error) {
+func (s *Store) MarkRead(ctx context.Context, conv string, uid, seq int64) (im.ReadPosition, bool, error) {
 	res, err := s.exec(ctx, `
 		INSERT INTO read_positions (conv_id, uid, read_seq)
 		SELECT conv_id, CAST(? AS BIGINT), CASE WHEN last_seq < ? THEN last_seq ELSE CAST(? AS BIGINT) END FROM conversations WHERE conv_id = ?
 		ON CONFLICT (conv_id, uid) DO UPDATE SET read_seq = excluded.read_seq
 		WHERE read_positions.read_seq < excluded.read_seq`, uid, seq, seq, conv)
 	if err != nil {
-		return 0, 0, false, fmt.Errorf("mark %s read: %w", conv, mapErr(err))
+		return im.ReadPosition{}, false, fmt.Errorf("mark %s read: %w", conv, mapErr(err))
 	}
 	n, _ := res.RowsAffected()
 	var st struct {
@@ -261,10 +198,10 @@ func (s *Store) MarkRead(ctx context.Context, conv string, uid, seq int64) (int6
 		LEFT JOIN read_positions rp ON rp.conv_id = c.conv_id AND rp.uid = ?
 		WHERE c.conv_id = ?`), uid, conv)
 	if errors.Is(err, sql.ErrNoRows) {
-		return 0, 0, false, nil // no message yet: nothing to read
+		return im.ReadPosition{Conv: conv}, false, nil // no message yet: nothing to read
 	}
 	if err != nil {
-		return 0, 0, false, fmt.Errorf("read position in %s: %w", conv, mapErr(err))
+		return im.ReadPosition{}, false, fmt.Errorf("read position in %s: %w", conv, mapErr(err))
 	}
-	return st.ReadSeq, st.LastSeq, n > 0, nil
+	return im.ReadPosition{Conv: conv, ReadSeq: st.ReadSeq, LastSeq: st.LastSeq}, n > 0, nil
 }

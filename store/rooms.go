@@ -10,7 +10,6 @@ import (
 
 	"github.com/imserver/imserver/im"
 	"github.com/imserver/imserver/topics"
-	"github.com/imserver/imserver/wire"
 )
 
 type roomRow struct {
@@ -31,14 +30,14 @@ const roomColumns = `room_id, name, owner, private, created_at`
 // with it, so that the room is listed by GET /conversations before its
 // first message.
 func (s *Store) CreateRoom(ctx context.Context, r im.Room) (im.Room, error) {
-	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+	err := s.write(ctx, func(tx *sqlx.Tx) error {
 		err := tx.GetContext(ctx, &r.ID, tx.Rebind(`INSERT INTO rooms (name, owner, private, created_at) VALUES (?, ?, ?, ?) RETURNING room_id`),
 			r.Name, r.Owner, r.Private, r.CreatedAt)
 		if err != nil {
 			return mapErr(err)
 		}
 		if _, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO room_members (room_id, uid, role, joined_at) VALUES (?, ?, ?, ?)`),
-			r.ID, r.Owner, wire.RoleOwner, r.CreatedAt); err != nil {
+			r.ID, r.Owner, im.RoomRoleOwner, r.CreatedAt); err != nil {
 			return mapErr(err)
 		}
 		_, err = tx.ExecContext(ctx, tx.Rebind(`
@@ -90,7 +89,7 @@ func (s *Store) RoomMembers(ctx context.Context, room int64) ([]im.RoomMember, e
 		SELECT m.uid, u.username, m.role, m.joined_at
 		FROM room_members m JOIN users u ON u.uid = m.uid
 		WHERE m.room_id = ?
-		ORDER BY CASE WHEN m.role = ? THEN 0 ELSE 1 END, m.joined_at, m.uid`), room, wire.RoleOwner)
+		ORDER BY CASE WHEN m.role = ? THEN 0 ELSE 1 END, m.joined_at, m.uid`), room, im.RoomRoleOwner)
 	if err != nil {
 		return nil, fmt.Errorf("members of room %d: %w", room, mapErr(err))
 	}
@@ -115,13 +114,13 @@ func lockRoom(ctx context.Context, tx *sqlx.Tx, room int64) (int64, error) {
 // AddRoomMember implements im.RoomStore.
 func (s *Store) AddRoomMember(ctx context.Context, room, uid, now int64) (bool, error) {
 	var added bool
-	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+	err := s.write(ctx, func(tx *sqlx.Tx) error {
 		if _, err := lockRoom(ctx, tx, room); err != nil {
 			return err
 		}
 		res, err := tx.ExecContext(ctx, tx.Rebind(`
 			INSERT INTO room_members (room_id, uid, role, joined_at) VALUES (?, ?, ?, ?)
-			ON CONFLICT (room_id, uid) DO NOTHING`), room, uid, wire.RoleMember, now)
+			ON CONFLICT (room_id, uid) DO NOTHING`), room, uid, im.RoomRoleMember, now)
 		if err != nil {
 			return mapErr(err)
 		}
@@ -147,7 +146,7 @@ func (s *Store) AddRoomMember(ctx context.Context, room, uid, now int64) (bool, 
 // RemoveRoomMember implements im.RoomStore.
 func (s *Store) RemoveRoomMember(ctx context.Context, room, uid int64) (im.RoomRemoval, error) {
 	var rm im.RoomRemoval
-	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+	err := s.write(ctx, func(tx *sqlx.Tx) error {
 		rm = im.RoomRemoval{}
 		owner, err := lockRoom(ctx, tx, room)
 		if err != nil {
@@ -163,7 +162,7 @@ func (s *Store) RemoveRoomMember(ctx context.Context, room, uid int64) (im.RoomR
 			return mapErr(err)
 		}
 		rm.Removed = true
-		if role != wire.RoleOwner {
+		if role != im.RoomRoleOwner {
 			return nil
 		}
 		rm.Owner, rm.Deleted, err = s.passOwnership(ctx, tx, room)
@@ -189,7 +188,7 @@ func (s *Store) passOwnership(ctx context.Context, tx *sqlx.Tx, room int64) (own
 	if err != nil {
 		return 0, false, mapErr(err)
 	}
-	if _, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE room_members SET role = ? WHERE room_id = ? AND uid = ?`), wire.RoleOwner, room, owner); err != nil {
+	if _, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE room_members SET role = ? WHERE room_id = ? AND uid = ?`), im.RoomRoleOwner, room, owner); err != nil {
 		return 0, false, mapErr(err)
 	}
 	if _, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE rooms SET owner = ? WHERE room_id = ?`), owner, room); err != nil {

@@ -177,8 +177,8 @@ func TestRoomConversationsAndReadPositions(t *testing.T) {
 		if err != nil || len(convs) != 1 || convs[0].LastSeq != 4 || convs[0].ReadSeq != 3 || convs[0].LastMessage.Seq != 4 {
 			t.Fatalf("bob's conversations %+v, %v", convs, err)
 		}
-		if read, last, moved, err := s.MarkRead(ctx, conv, b.UID, 4); err != nil || read != 4 || last != 4 || !moved {
-			t.Fatalf("MarkRead = %d %d %v %v", read, last, moved, err)
+		if pos, moved, err := s.MarkRead(ctx, conv, b.UID, 4); err != nil || pos.ReadSeq != 4 || pos.LastSeq != 4 || !moved {
+			t.Fatalf("MarkRead = %+v %v %v", pos, moved, err)
 		}
 		// A member who left no longer sees the room; rejoining does not
 		// lower its read position.

@@ -41,8 +41,14 @@ type Store struct {
 	r        *sqlx.DB      // reads (SQLite: a pool of read-only connections; PostgreSQL: same as w)
 	gate     chan struct{} // SQLite: admits one writer at a time, in order (see lockWrite)
 	appender *appender     // group commit of messages (batch.go)
-	log      *slog.Logger
+	// knownConvs holds conversation ids known to exist (conversations are
+	// never deleted), so appends skip creating them.
+	knownConvs *stringSet
+	log        *slog.Logger
 }
+
+// maxKnownConvs bounds knownConvs.
+const maxKnownConvs = 100_000
 
 var _ im.Store = (*Store)(nil)
 
@@ -53,7 +59,7 @@ func Open(ctx context.Context, url string, log *slog.Logger) (*Store, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Store{log: log}
+	s := &Store{log: log, knownConvs: newStringSet(maxKnownConvs)}
 	var err error
 	switch {
 	case strings.HasPrefix(url, "postgres://"), strings.HasPrefix(url, "postgresql://"):

@@ -255,13 +255,14 @@ func TestConversationsAndReadPositions(t *testing.T) {
 			seq, want int64
 			moved     bool
 		}{{2, 2, true}, {1, 2, false}, {2, 2, false}, {99, 3, true}} {
-			read, last, moved, err := s.MarkRead(ctx, ab, b.UID, tc.seq)
+			pos, moved, err := s.MarkRead(ctx, ab, b.UID, tc.seq)
+			read, last := pos.ReadSeq, pos.LastSeq
 			if err != nil || read != tc.want || last != 3 || moved != tc.moved {
 				t.Fatalf("MarkRead(%d) = %d, %d, %v, %v; want %d, 3, %v", tc.seq, read, last, moved, err, tc.want, tc.moved)
 			}
 		}
-		if read, last, moved, err := s.MarkRead(ctx, "u:998:999", b.UID, 5); err != nil || read != 0 || last != 0 || moved {
-			t.Fatalf("MarkRead on an empty conversation = %d %d %v %v", read, last, moved, err)
+		if pos, moved, err := s.MarkRead(ctx, "u:998:999", b.UID, 5); err != nil || pos.ReadSeq != 0 || pos.LastSeq != 0 || moved {
+			t.Fatalf("MarkRead on an empty conversation = %+v %v %v", pos, moved, err)
 		}
 	})
 }

@@ -4,8 +4,8 @@ package wire
 
 // Credentials is the body of POST /auth/register and POST /auth/login.
 type Credentials struct {
-	Username string `json:"username" form:"username"`
-	Password string `json:"password" form:"password"`
+	Username string `json:"username"`
+	Password string `json:"password"`
 }
 
 // Account is a user as GET /me and POST /auth/register return it.

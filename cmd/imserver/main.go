@@ -52,18 +52,19 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (a
 		return def
 	}
 	var (
+		def                            = app.DefaultConfig()
 		cfg                            app.Config
 		ttl, rate, burst, origins, lvl string
 	)
 	fs := flag.NewFlagSet("imserver", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&cfg.HTTPAddr, "http", env("IM_HTTP_ADDR", ":8080"), "REST API and MQTT over WebSocket (/mqtt) address [IM_HTTP_ADDR]")
-	fs.StringVar(&cfg.MQTTAddr, "mqtt", env("IM_MQTT_ADDR", ":1883"), "MQTT over TCP address; empty disables [IM_MQTT_ADDR]")
-	fs.StringVar(&cfg.DatabaseURL, "db", env("IM_DATABASE_URL", "sqlite:data/im.db"), "postgres://… or sqlite:PATH [IM_DATABASE_URL]")
-	fs.StringVar(&ttl, "token-ttl", env("IM_TOKEN_TTL", "168h"), "access token lifetime [IM_TOKEN_TTL]")
-	fs.StringVar(&rate, "publish-rate", env("IM_PUBLISH_RATE", "50"), "messages per second one user may send; 0 = unlimited [IM_PUBLISH_RATE]")
-	fs.StringVar(&burst, "publish-burst", env("IM_PUBLISH_BURST", "100"), "burst allowed above publish-rate [IM_PUBLISH_BURST]")
-	fs.StringVar(&origins, "ws-origins", env("IM_WS_ORIGINS", "*"), "comma-separated browser origins allowed on /mqtt; * = all [IM_WS_ORIGINS]")
+	fs.StringVar(&cfg.HTTPAddr, "http", env("IM_HTTP_ADDR", def.HTTPAddr), "REST API and MQTT over WebSocket (/mqtt) address [IM_HTTP_ADDR]")
+	fs.StringVar(&cfg.MQTTAddr, "mqtt", env("IM_MQTT_ADDR", def.MQTTAddr), "MQTT over TCP address; empty disables [IM_MQTT_ADDR]")
+	fs.StringVar(&cfg.DatabaseURL, "db", env("IM_DATABASE_URL", def.DatabaseURL), "postgres://… or sqlite:PATH [IM_DATABASE_URL]")
+	fs.StringVar(&ttl, "token-ttl", env("IM_TOKEN_TTL", def.TokenTTL.String()), "access token lifetime [IM_TOKEN_TTL]")
+	fs.StringVar(&rate, "publish-rate", env("IM_PUBLISH_RATE", strconv.FormatFloat(def.PublishRate, 'g', -1, 64)), "messages per second one user may send; 0 = unlimited [IM_PUBLISH_RATE]")
+	fs.StringVar(&burst, "publish-burst", env("IM_PUBLISH_BURST", strconv.Itoa(def.PublishBurst)), "burst allowed above publish-rate [IM_PUBLISH_BURST]")
+	fs.StringVar(&origins, "ws-origins", env("IM_WS_ORIGINS", strings.Join(def.WSOrigins, ",")), "comma-separated browser origins allowed on /mqtt; * = all [IM_WS_ORIGINS]")
 	fs.StringVar(&lvl, "log-level", env("IM_LOG_LEVEL", "info"), "debug, info, warn or error [IM_LOG_LEVEL]")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: imserver [flags]\n\nSecrets are read from the environment only: IM_JWT_SECRET, IM_ADMIN_USERNAME, IM_ADMIN_PASSWORD.\n\nFlags:")
@@ -95,7 +96,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (a
 		return cfg, 0, fmt.Errorf("log-level %q: want debug, info, warn or error", lvl)
 	}
 	cfg.JWTSecret = getenv("IM_JWT_SECRET")
-	cfg.AdminUsername = env("IM_ADMIN_USERNAME", "admin")
+	cfg.AdminUsername = env("IM_ADMIN_USERNAME", def.AdminUsername)
 	cfg.AdminPassword = getenv("IM_ADMIN_PASSWORD")
 	return cfg, level, nil
 }

@@ -9,6 +9,17 @@ import (
 	"github.com/imserver/imserver/wire"
 )
 
+// Accounts registers users, checks their passwords and answers who exists.
+type Accounts struct {
+	*core
+	store UserStore
+	pw    Passwords
+	known *idSet // uids known to exist (accounts are never deleted)
+}
+
+// maxKnownUsers bounds the cache of existing uids.
+const maxKnownUsers = 100_000
+
 // validUsername reports whether name is 3–32 characters of [A-Za-z0-9_.-].
 func validUsername(name string) bool {
 	if len(name) < wire.MinUsername || len(name) > wire.MaxUsername {
@@ -31,71 +42,82 @@ func checkPassword(pw string) error {
 }
 
 // Register creates a user account with the role user.
-func (s *Service) Register(ctx context.Context, username, password string) (User, error) {
-	return s.createUser(ctx, username, password, RoleUser)
+func (a *Accounts) Register(ctx context.Context, username, password string) (User, error) {
+	return a.create(ctx, username, password, RoleUser)
 }
 
-func (s *Service) createUser(ctx context.Context, username, password, role string) (User, error) {
+func (a *Accounts) create(ctx context.Context, username, password, role string) (User, error) {
 	if !validUsername(username) {
 		return User{}, errorf(ErrInvalid, "username must be %d to %d characters of A-Z, a-z, 0-9, '_', '.' and '-'", wire.MinUsername, wire.MaxUsername)
 	}
 	if err := checkPassword(password); err != nil {
 		return User{}, err
 	}
-	hash, err := s.pw.Hash(password)
+	hash, err := a.pw.Hash(password)
 	if err != nil {
 		return User{}, fmt.Errorf("hash password: %w", err)
 	}
-	u, err := s.store.CreateUser(ctx, User{Username: username, PasswordHash: hash, Role: role, Status: StatusOnline, CreatedAt: s.nowMillis()})
+	u, err := a.store.CreateUser(ctx, User{Username: username, PasswordHash: hash, Role: role, Status: StatusOnline, CreatedAt: a.nowMillis()})
 	if errors.Is(err, ErrConflict) {
 		return User{}, errorf(ErrConflict, "username %q is taken", username)
 	}
 	if err != nil {
 		return User{}, fmt.Errorf("create user: %w", err)
 	}
-	s.known.Store(u.UID, struct{}{})
+	a.known.add(u.UID)
 	return u, nil
 }
 
 // Login checks a username and password and returns the account.
 // Unknown users and wrong passwords get the same error, after the same work.
-func (s *Service) Login(ctx context.Context, username, password string) (User, error) {
+func (a *Accounts) Login(ctx context.Context, username, password string) (User, error) {
 	bad := errorf(ErrUnauthorized, "invalid username or password")
 	if !validUsername(username) || password == "" || len(password) > 4*wire.MaxPassword {
 		return User{}, bad
 	}
-	u, err := s.store.UserByName(ctx, username)
+	u, err := a.store.UserByName(ctx, username)
 	if errors.Is(err, ErrNotFound) {
-		s.pw.Verify("", password) // same cost as a real check: no user enumeration by timing
+		a.pw.Verify("", password) // same cost as a real check: no user enumeration by timing
 		return User{}, bad
 	}
 	if err != nil {
 		return User{}, fmt.Errorf("look up user: %w", err)
 	}
-	if !s.pw.Verify(u.PasswordHash, password) {
+	if !a.pw.Verify(u.PasswordHash, password) {
 		return User{}, bad
 	}
 	return u, nil
 }
 
 // User returns an account by uid.
-func (s *Service) User(ctx context.Context, uid int64) (User, error) {
-	u, err := s.store.UserByID(ctx, uid)
+func (a *Accounts) User(ctx context.Context, uid int64) (User, error) {
+	u, err := a.store.UserByID(ctx, uid)
 	if errors.Is(err, ErrNotFound) {
 		return User{}, errorf(ErrNotFound, "there is no user %d", uid)
 	}
 	if err != nil {
 		return User{}, fmt.Errorf("look up user %d: %w", uid, err)
 	}
+	a.known.add(uid)
 	return u, nil
+}
+
+// exists returns ErrNotFound if there is no user uid. Positive answers
+// are cached.
+func (a *Accounts) exists(ctx context.Context, uid int64) error {
+	if a.known.has(uid) {
+		return nil
+	}
+	_, err := a.User(ctx, uid)
+	return err
 }
 
 // EnsureAdmin creates the admin account if no user has that name. It
 // reports whether it created it. An existing account of that name is left
 // as it is; if it is not an admin, that is an error, so a server never runs
 // believing it has an admin that it does not have.
-func (s *Service) EnsureAdmin(ctx context.Context, username, password string) (bool, error) {
-	u, err := s.store.UserByName(ctx, username)
+func (a *Accounts) EnsureAdmin(ctx context.Context, username, password string) (bool, error) {
+	u, err := a.store.UserByName(ctx, username)
 	switch {
 	case err == nil && u.Role == RoleAdmin:
 		return false, nil
@@ -104,7 +126,7 @@ func (s *Service) EnsureAdmin(ctx context.Context, username, password string) (b
 	case !errors.Is(err, ErrNotFound):
 		return false, fmt.Errorf("look up admin: %w", err)
 	}
-	if _, err := s.createUser(ctx, username, password, RoleAdmin); err != nil {
+	if _, err := a.create(ctx, username, password, RoleAdmin); err != nil {
 		if errors.Is(err, ErrConflict) { // another process created it first
 			return false, nil
 		}

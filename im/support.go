@@ -13,12 +13,70 @@ import (
 	"github.com/imserver/imserver/wire"
 )
 
+// Ticket statuses. A ticket is what the contract calls a customer-service
+// session: one episode of a customer's conversation with a shop, queued
+// until an agent serves it, open while one does, closed at the end.
+const (
+	TicketQueued = "queued"
+	TicketOpen   = "open"
+	TicketClosed = "closed"
+)
+
+// Shop is a shop's customer service and its automatic replies.
+type Shop struct {
+	ID             int64
+	Name           string
+	WelcomeMessage string // sent when a ticket opens; "" for none
+	OfflineMessage string // sent once per queued ticket; "" for none
+	KeywordReplies []KeywordReply
+	CreatedAt      int64
+}
+
+// KeywordReply is an automatic reply to text messages containing Keyword,
+// compared case-insensitively.
+type KeywordReply struct {
+	Keyword string
+	Reply   string
+}
+
+// Ticket is a customer's conversation episode with a shop's customer
+// service (a "session" in the contract). Agent is 0 while it is queued.
+type Ticket struct {
+	ID              int64
+	Shop            int64
+	Customer        int64
+	Agent           int64
+	Status          string
+	CreatedAt       int64
+	AssignedAt      int64
+	ClosedAt        int64
+	OfflineNotified bool
+}
+
+// Agent is an agent of a shop as the routing rules see it.
+type Agent struct {
+	UID            int64
+	Username       string
+	Status         string // online or away (the user's choice, not presence)
+	OpenTickets    int64  // open tickets of this shop assigned to it
+	LastAssignedAt int64
+}
+
+// Support is customer service: shops and their settings, agents, and the
+// staff's operations on tickets. Routing is its dispatcher's.
+type Support struct {
+	*core
+	store    SupportStore
+	accounts *Accounts
+	dispatch *dispatcher
+}
+
 // Limits of shop settings.
 const (
 	maxShopName       = 64
 	maxKeywordReplies = 100
 	maxKeyword        = 64
-	maxSessionsPage   = 500
+	maxTicketsPage    = 500
 )
 
 // ShopFields are the settings of POST /shops and PATCH /shops/{id}; nil
@@ -78,8 +136,12 @@ func requireAdmin(p Principal) error {
 }
 
 // shop returns a shop or a not-found error naming it.
-func (s *Service) shop(ctx context.Context, id int64) (Shop, error) {
-	shop, err := s.store.Shop(ctx, id)
+func (s *Support) shop(ctx context.Context, id int64) (Shop, error) {
+	return findShop(ctx, s.store, id)
+}
+
+func findShop(ctx context.Context, store SupportStore, id int64) (Shop, error) {
+	shop, err := store.Shop(ctx, id)
 	if errors.Is(err, ErrNotFound) {
 		return Shop{}, errorf(ErrNotFound, "there is no shop %d", id)
 	}
@@ -90,7 +152,7 @@ func (s *Service) shop(ctx context.Context, id int64) (Shop, error) {
 }
 
 // CreateShop creates a shop (admin only).
-func (s *Service) CreateShop(ctx context.Context, p Principal, f ShopFields) (Shop, error) {
+func (s *Support) CreateShop(ctx context.Context, p Principal, f ShopFields) (Shop, error) {
 	if err := requireAdmin(p); err != nil {
 		return Shop{}, err
 	}
@@ -109,7 +171,7 @@ func (s *Service) CreateShop(ctx context.Context, p Principal, f ShopFields) (Sh
 }
 
 // UpdateShop changes a shop's settings (admin only).
-func (s *Service) UpdateShop(ctx context.Context, p Principal, id int64, f ShopFields) (Shop, error) {
+func (s *Support) UpdateShop(ctx context.Context, p Principal, id int64, f ShopFields) (Shop, error) {
 	if err := requireAdmin(p); err != nil {
 		return Shop{}, err
 	}
@@ -134,7 +196,7 @@ type ShopView struct {
 }
 
 // Shops lists the shops for p.
-func (s *Service) Shops(ctx context.Context, p Principal) ([]ShopView, error) {
+func (s *Support) Shops(ctx context.Context, p Principal) ([]ShopView, error) {
 	shops, err := s.store.Shops(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list shops: %w", err)
@@ -150,8 +212,8 @@ func (s *Service) Shops(ctx context.Context, p Principal) ([]ShopView, error) {
 	return out, nil
 }
 
-// ShopFor returns one shop for p.
-func (s *Service) ShopFor(ctx context.Context, p Principal, id int64) (ShopView, error) {
+// Shop returns one shop for p.
+func (s *Support) Shop(ctx context.Context, p Principal, id int64) (ShopView, error) {
 	shop, err := s.shop(ctx, id)
 	if err != nil {
 		return ShopView{}, err
@@ -167,27 +229,27 @@ func (s *Service) ShopFor(ctx context.Context, p Principal, id int64) (ShopView,
 
 // AddAgent makes uid an agent of the shop (admin only). If it is available
 // now, the shop's queue drains to it at once.
-func (s *Service) AddAgent(ctx context.Context, p Principal, shop, uid int64) error {
+func (s *Support) AddAgent(ctx context.Context, p Principal, shop, uid int64) error {
 	if err := requireAdmin(p); err != nil {
 		return err
 	}
 	if _, err := s.shop(ctx, shop); err != nil {
 		return err
 	}
-	if err := s.userExists(ctx, uid); err != nil {
+	if err := s.accounts.exists(ctx, uid); err != nil {
 		return err
 	}
 	if err := s.store.AddAgent(ctx, shop, uid, s.nowMillis()); err != nil {
 		return fmt.Errorf("add agent: %w", err)
 	}
-	s.drain(ctx, shop)
+	s.dispatch.drain(ctx, shop)
 	return nil
 }
 
 // RemoveAgent removes uid from the shop's agents (admin only). Its open
-// sessions of that shop go back to the queue, which then drains to the
+// tickets of that shop go back to the queue, which then drains to the
 // available agents; it gets cs_transferred for each.
-func (s *Service) RemoveAgent(ctx context.Context, p Principal, shop, uid int64) error {
+func (s *Support) RemoveAgent(ctx context.Context, p Principal, shop, uid int64) error {
 	if err := requireAdmin(p); err != nil {
 		return err
 	}
@@ -201,43 +263,18 @@ func (s *Service) RemoveAgent(ctx context.Context, p Principal, shop, uid int64)
 	if !removed {
 		return errorf(ErrNotFound, "user %d is not an agent of shop %d", uid, shop)
 	}
-	open, err := s.store.Sessions(ctx, shop, SessionOpen, 0)
+	open, err := s.store.Tickets(ctx, shop, TicketOpen, 0)
 	if err != nil {
-		return fmt.Errorf("sessions of shop %d: %w", shop, err)
+		return fmt.Errorf("tickets of shop %d: %w", shop, err)
 	}
-	for _, sess := range open {
-		if sess.Agent == uid {
-			if err := s.requeue(ctx, sess); err != nil {
+	for _, t := range open {
+		if t.Agent == uid {
+			if err := s.dispatch.requeue(ctx, t); err != nil {
 				return err
 			}
 		}
 	}
-	s.drain(ctx, shop)
-	return nil
-}
-
-// requeue puts an open session back in the queue and tells its agent.
-func (s *Service) requeue(ctx context.Context, q Session) error {
-	defer s.locks.lock(topics.ServiceConv(q.Shop, q.Customer))()
-	var sess Session
-	err := s.store.InServiceTx(ctx, func(tx ServiceTx) error {
-		if _, err := tx.LockShop(ctx, q.Shop); err != nil {
-			return err
-		}
-		var err error
-		if sess, err = tx.LockSession(ctx, q.ID); err != nil || sess.Agent != q.Agent || sess.Status != SessionOpen {
-			sess.ID = 0
-			return err
-		}
-		sess.Agent, sess.Status = 0, SessionQueued
-		return tx.UpdateSession(ctx, sess)
-	})
-	if err != nil {
-		return fmt.Errorf("requeue session %d: %w", q.ID, err)
-	}
-	if sess.ID != 0 {
-		s.deliver(sessionEvent(wire.EventCSTransferred, sess), topics.Inbox(q.Agent))
-	}
+	s.dispatch.drain(ctx, shop)
 	return nil
 }
 
@@ -247,8 +284,8 @@ type AgentView struct {
 	Online bool
 }
 
-// requireShopStaff returns nil if p is an admin or an agent of the shop.
-func (s *Service) requireShopStaff(ctx context.Context, p Principal, shop int64) error {
+// requireStaff returns nil if p is an admin or an agent of the shop.
+func (s *Support) requireStaff(ctx context.Context, p Principal, shop int64) error {
 	if _, err := s.shop(ctx, shop); err != nil {
 		return err
 	}
@@ -267,8 +304,8 @@ func (s *Service) requireShopStaff(ctx context.Context, p Principal, shop int64)
 
 // Agents lists the shop's agents with their live presence (agents of the
 // shop and admins).
-func (s *Service) Agents(ctx context.Context, p Principal, shop int64) ([]AgentView, error) {
-	if err := s.requireShopStaff(ctx, p, shop); err != nil {
+func (s *Support) Agents(ctx context.Context, p Principal, shop int64) ([]AgentView, error) {
+	if err := s.requireStaff(ctx, p, shop); err != nil {
 		return nil, err
 	}
 	agents, err := s.store.Agents(ctx, shop)
@@ -277,32 +314,32 @@ func (s *Service) Agents(ctx context.Context, p Principal, shop int64) ([]AgentV
 	}
 	out := make([]AgentView, len(agents))
 	for i, a := range agents {
-		out[i] = AgentView{Agent: a, Online: s.Online(a.UID)}
+		out[i] = AgentView{Agent: a, Online: s.live.Online(a.UID)}
 	}
 	return out, nil
 }
 
-// Sessions lists the shop's sessions, optionally of one status (agents of
+// Tickets lists the shop's tickets, optionally of one status (agents of
 // the shop and admins).
-func (s *Service) Sessions(ctx context.Context, p Principal, shop int64, status string) ([]Session, error) {
+func (s *Support) Tickets(ctx context.Context, p Principal, shop int64, status string) ([]Ticket, error) {
 	switch status {
-	case "", SessionQueued, SessionOpen, SessionClosed:
+	case "", TicketQueued, TicketOpen, TicketClosed:
 	default:
 		return nil, errorf(ErrInvalid, "status must be queued, open or closed")
 	}
-	if err := s.requireShopStaff(ctx, p, shop); err != nil {
+	if err := s.requireStaff(ctx, p, shop); err != nil {
 		return nil, err
 	}
-	out, err := s.store.Sessions(ctx, shop, status, maxSessionsPage)
+	out, err := s.store.Tickets(ctx, shop, status, maxTicketsPage)
 	if err != nil {
-		return nil, fmt.Errorf("sessions of shop %d: %w", shop, err)
+		return nil, fmt.Errorf("tickets of shop %d: %w", shop, err)
 	}
 	return out, nil
 }
 
 // SetStatus records p's online/away choice. An away agent gets no new
-// sessions; coming back drains its shops' queues.
-func (s *Service) SetStatus(ctx context.Context, p Principal, status string) error {
+// tickets; coming back drains its shops' queues.
+func (s *Support) SetStatus(ctx context.Context, p Principal, status string) error {
 	if status != StatusOnline && status != StatusAway {
 		return errorf(ErrInvalid, "status must be online or away")
 	}
@@ -310,105 +347,60 @@ func (s *Service) SetStatus(ctx context.Context, p Principal, status string) err
 		return fmt.Errorf("set status: %w", err)
 	}
 	if status == StatusOnline {
-		s.drainAgentShops(ctx, p.UID)
+		s.dispatch.drainAgentShops(ctx, p.UID)
 	}
 	return nil
 }
 
-// sessionForStaff loads a session and checks that p is an agent of its shop
+// ticketForStaff loads a ticket and checks that p is an agent of its shop
 // or an admin.
-func (s *Service) sessionForStaff(ctx context.Context, p Principal, id int64) (Session, error) {
-	sess, err := s.store.Session(ctx, id)
+func (s *Support) ticketForStaff(ctx context.Context, p Principal, id int64) (Ticket, error) {
+	t, err := s.store.Ticket(ctx, id)
 	if errors.Is(err, ErrNotFound) {
-		return Session{}, errorf(ErrNotFound, "there is no session %d", id)
+		return Ticket{}, errorf(ErrNotFound, "there is no session %d", id)
 	}
 	if err != nil {
-		return Session{}, fmt.Errorf("session %d: %w", id, err)
+		return Ticket{}, fmt.Errorf("ticket %d: %w", id, err)
 	}
-	if err := s.requireShopStaff(ctx, p, sess.Shop); err != nil {
-		return Session{}, err
+	if err := s.requireStaff(ctx, p, t.Shop); err != nil {
+		return Ticket{}, err
 	}
-	return sess, nil
+	return t, nil
 }
 
-// Transfer gives a session to another agent of its shop: the old agent and
+// Transfer gives a ticket to another agent of its shop: the old agent and
 // the customer get cs_transferred, the new agent cs_assigned and the
-// session's messages it has not been sent.
-func (s *Service) Transfer(ctx context.Context, p Principal, id, to int64) error {
-	q, err := s.sessionForStaff(ctx, p, id)
+// ticket's messages it has not been sent.
+func (s *Support) Transfer(ctx context.Context, p Principal, id, to int64) error {
+	t, err := s.ticketForStaff(ctx, p, id)
 	if err != nil {
 		return err
 	}
 	if to <= 0 {
-		return errorf(ErrInvalid, "to must be the uid of an agent of shop %d", q.Shop)
+		return errorf(ErrInvalid, "to must be the uid of an agent of shop %d", t.Shop)
 	}
-	if ok, err := s.store.IsAgent(ctx, q.Shop, to); err != nil {
+	if ok, err := s.store.IsAgent(ctx, t.Shop, to); err != nil {
 		return fmt.Errorf("check agent: %w", err)
 	} else if !ok {
-		return errorf(ErrInvalid, "user %d is not an agent of shop %d", to, q.Shop)
+		return errorf(ErrInvalid, "user %d is not an agent of shop %d", to, t.Shop)
 	}
-	defer s.locks.lock(topics.ServiceConv(q.Shop, q.Customer))()
-	var r routed
-	err = s.store.InServiceTx(ctx, func(tx ServiceTx) error {
-		r = routed{}
-		if _, err := tx.LockShop(ctx, q.Shop); err != nil {
-			return err
-		}
-		sess, err := tx.LockSession(ctx, id)
-		if err != nil {
-			return err
-		}
-		switch {
-		case sess.Status == SessionClosed:
-			return errorf(ErrConflict, "session %d is closed", id)
-		case sess.Agent == to:
-			return errorf(ErrInvalid, "session %d is already assigned to %d", id, to)
-		}
-		_, err = s.assign(ctx, tx, sess, to, &r)
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("transfer session %d: %w", id, err)
-	}
-	s.deliverRouted(r, 0)
-	return nil
+	return s.dispatch.transfer(ctx, t, to)
 }
 
-// Close ends a session: cs_closed goes to the customer and the agent. The
-// customer's next message opens a new session. Closing a closed session
+// Close ends a ticket: cs_closed goes to the customer and the agent. The
+// customer's next message opens a new ticket. Closing a closed ticket
 // does nothing.
-func (s *Service) Close(ctx context.Context, p Principal, id int64) error {
-	q, err := s.sessionForStaff(ctx, p, id)
+func (s *Support) Close(ctx context.Context, p Principal, id int64) error {
+	t, err := s.ticketForStaff(ctx, p, id)
 	if err != nil {
 		return err
 	}
-	defer s.locks.lock(topics.ServiceConv(q.Shop, q.Customer))()
-	var sess Session
-	closed := false
-	err = s.store.InServiceTx(ctx, func(tx ServiceTx) error {
-		var err error
-		if sess, err = tx.LockSession(ctx, id); err != nil || sess.Status == SessionClosed {
-			return err
-		}
-		sess.Status, sess.ClosedAt, closed = SessionClosed, s.nowMillis(), true
-		return tx.UpdateSession(ctx, sess)
-	})
-	if err != nil {
-		return fmt.Errorf("close session %d: %w", id, err)
-	}
-	if closed {
-		targets := []string{topics.Inbox(sess.Customer)}
-		if sess.Agent != 0 {
-			targets = append(targets, topics.Inbox(sess.Agent))
-		}
-		s.deliver(sessionEvent(wire.EventCSClosed, sess), targets...)
-	}
-	return nil
+	return s.dispatch.close(ctx, t)
 }
 
-// canReadService returns nil if p may read a service conversation: its
-// customer, the shop's agents, and admins.
-func (s *Service) canReadService(ctx context.Context, p Principal, c topics.Conv) error {
+// canRead returns nil if p may read a service conversation: its customer,
+// the shop's agents, and admins.
+func (s *Support) canRead(ctx context.Context, p Principal, c topics.Conv) error {
 	if _, err := s.shop(ctx, c.Shop); err != nil {
 		return err
 	}
@@ -425,21 +417,21 @@ func (s *Service) canReadService(ctx context.Context, p Principal, c topics.Conv
 	return nil
 }
 
-// serviceReadEvent tells the other side of a service conversation that p
-// read it: the session's agent when the customer reads, the customer when
-// an agent does.
-func (s *Service) serviceReadEvent(ctx context.Context, p Principal, c topics.Conv, ev wire.ReadEvent) {
+// readEvent tells the other side of a service conversation that p read
+// it: the current ticket's agent when the customer reads, the customer
+// when an agent does.
+func (s *Support) readEvent(ctx context.Context, p Principal, c topics.Conv, ev wire.ReadEvent) {
 	if p.UID != c.Customer {
 		s.deliver(ev, topics.Inbox(c.Customer))
 		return
 	}
-	sess, ok, err := s.store.CurrentSession(ctx, c.Shop, c.Customer)
+	t, ok, err := s.store.CurrentTicket(ctx, c.Shop, c.Customer)
 	if err != nil {
-		s.log.Warn("read event: current session", "conv", c.String(), "error", err)
+		s.log.Warn("read event: current ticket", "conv", c.String(), "error", err)
 		return
 	}
-	if ok && sess.Agent != 0 {
-		s.deliver(ev, topics.Inbox(sess.Agent))
+	if ok && t.Agent != 0 {
+		s.deliver(ev, topics.Inbox(t.Agent))
 	}
 }
 

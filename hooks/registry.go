@@ -1,0 +1,186 @@
+package hooks
+
+import (
+	"sync"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/imserver/imserver/im"
+)
+
+// Registry is the one owner of live-connection state: which user each MQTT
+// client belongs to, which clients are established and which of them are
+// subscribed to their user's inbox, and, derived from that, who is online
+// and reachable. It implements im.Live, the domain's port to it, and acts
+// on a user's connections through the broker (dropping a room
+// subscription, closing them). Everything it keeps is behind one lock.
+//
+// A user is online while at least one of its clients is established, and
+// reachable while at least one of them is subscribed to its inbox. Several
+// devices count once, and a session taken over by a reconnect never reads
+// as offline: each client is counted on its own, and the new one is
+// counted before the old one is released.
+type Registry struct {
+	broker Broker
+
+	mu      sync.RWMutex
+	clients map[*mqtt.Client]*conn // keyed by pointer: a taken-over client has the same id as its successor
+	users   map[int64]*userConns   // users with at least one established client
+}
+
+// conn is one authenticated MQTT client.
+type conn struct {
+	p           im.Principal
+	expires     time.Time
+	established bool
+	inbox       bool        // subscribed to its user's inbox
+	timer       *time.Timer // disconnects it when its token expires
+}
+
+// userConns is a user's established clients.
+type userConns struct {
+	clients   map[*mqtt.Client]struct{}
+	reachable int // how many of them are subscribed to the inbox
+}
+
+var _ im.Live = (*Registry)(nil)
+
+// NewRegistry returns an empty registry acting on broker.
+func NewRegistry(b Broker) *Registry {
+	return &Registry{broker: b, clients: make(map[*mqtt.Client]*conn), users: make(map[int64]*userConns)}
+}
+
+// add records an authenticated client that is not established yet.
+func (r *Registry) add(cl *mqtt.Client, p im.Principal, expires time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.clients[cl] = &conn{p: p, expires: expires}
+}
+
+// principal returns who cl is, if it authenticated.
+func (r *Registry) principal(cl *mqtt.Client) (im.Principal, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	c, ok := r.clients[cl]
+	if !ok {
+		return im.Principal{}, false
+	}
+	return c.p, true
+}
+
+// establish marks a client live, counts it for its user, and arms its
+// token-expiry disconnect.
+func (r *Registry) establish(cl *mqtt.Client) (im.Principal, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c, ok := r.clients[cl]
+	if !ok || c.established {
+		return im.Principal{}, false
+	}
+	c.established = true
+	u := r.users[c.p.UID]
+	if u == nil {
+		u = &userConns{clients: make(map[*mqtt.Client]struct{})}
+		r.users[c.p.UID] = u
+	}
+	u.clients[cl] = struct{}{}
+	c.timer = time.AfterFunc(time.Until(c.expires), func() {
+		r.broker.Disconnect(cl, packets.ErrNotAuthorized) // the token expired: log in again
+	})
+	return c.p, true
+}
+
+// setInbox records whether cl is subscribed to its user's inbox. It
+// returns the user and whether the user has just become reachable (its
+// first client on the inbox).
+func (r *Registry) setInbox(cl *mqtt.Client, on bool) (p im.Principal, nowReachable bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c, ok := r.clients[cl]
+	if !ok || !c.established || c.inbox == on {
+		return im.Principal{}, false
+	}
+	c.inbox = on
+	u := r.users[c.p.UID]
+	if on {
+		u.reachable++
+		return c.p, u.reachable == 1
+	}
+	u.reachable--
+	return c.p, false
+}
+
+// remove forgets cl and reports whether it was established.
+func (r *Registry) remove(cl *mqtt.Client) (established bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c, ok := r.clients[cl]
+	if !ok {
+		return false
+	}
+	delete(r.clients, cl)
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+	if !c.established {
+		return false
+	}
+	u := r.users[c.p.UID]
+	delete(u.clients, cl)
+	if c.inbox {
+		u.reachable--
+	}
+	if len(u.clients) == 0 {
+		delete(r.users, c.p.UID)
+	}
+	return true
+}
+
+// Online implements im.Live.
+func (r *Registry) Online(uid int64) bool {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.users[uid] != nil
+}
+
+// Reachable implements im.Live.
+func (r *Registry) Reachable(uid int64) bool {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	u := r.users[uid]
+	return u != nil && u.reachable > 0
+}
+
+// clientsOf returns the established clients of uid.
+func (r *Registry) clientsOf(uid int64) []*mqtt.Client {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	u := r.users[uid]
+	if u == nil {
+		return nil
+	}
+	out := make([]*mqtt.Client, 0, len(u.clients))
+	for cl := range u.clients {
+		out = append(out, cl)
+	}
+	return out
+}
+
+// DropSubscription implements im.Live: uid's subscriptions to topic are
+// removed on all its live clients at once, without waiting for them to
+// unsubscribe.
+func (r *Registry) DropSubscription(uid int64, topic string) {
+	for _, cl := range r.clientsOf(uid) {
+		r.broker.Unsubscribe(cl, topic)
+	}
+}
+
+// CloseUser implements im.Live: every live client of uid is disconnected
+// (MQTT 5: DISCONNECT "not authorized" first).
+func (r *Registry) CloseUser(uid int64) {
+	for _, cl := range r.clientsOf(uid) {
+		r.broker.Disconnect(cl, packets.ErrNotAuthorized)
+	}
+}

@@ -1,0 +1,255 @@
+package im
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/imserver/imserver/topics"
+	"github.com/imserver/imserver/wire"
+)
+
+// Chat sends messages to every kind of conversation, and serves their
+// history, the conversation list and read positions. Customer-service
+// messages are routed by Support's dispatcher; room membership is Rooms'.
+type Chat struct {
+	*core
+	store    MessageStore
+	accounts *Accounts
+	rooms    *Rooms
+	support  *Support
+	limiter  *limiter
+}
+
+// PublishTopic handles an MQTT publish of payload by p to topic: it checks
+// that p may publish there, validates the message, stores it and delivers
+// it. It returns the stored message; on a refusal nothing is stored.
+func (ch *Chat) PublishTopic(ctx context.Context, p Principal, topic string, payload []byte) (Message, error) {
+	if !ch.limiter.allow(p.UID) {
+		return Message{}, errorf(ErrRateLimited, "too many messages: slow down")
+	}
+	if len(payload) > wire.MaxPayload {
+		return Message{}, errorf(ErrTooLarge, "payload is %d bytes, over the limit of %d", len(payload), wire.MaxPayload)
+	}
+	route, err := topics.Parse(topic)
+	if err != nil {
+		return Message{}, errorf(ErrForbidden, "publishing to %q is not allowed", truncate(topic, 128))
+	}
+	msg, err := decodePublish(payload)
+	if err != nil {
+		return Message{}, err
+	}
+	switch route.Kind {
+	case topics.KindInbox:
+		return ch.sendSingle(ctx, p, route.UID, msg)
+	case topics.KindRoom:
+		return ch.sendRoom(ctx, p, route.Room, msg)
+	case topics.KindShop:
+		return ch.support.dispatch.customerMessage(ctx, p, route.Shop, msg)
+	case topics.KindShopReply:
+		return ch.support.dispatch.agentReply(ctx, p, route.Shop, route.Customer, msg)
+	case topics.KindBroadcast:
+		return ch.sendBroadcast(ctx, p, msg)
+	}
+	return Message{}, errorf(ErrForbidden, "publishing to %q is not allowed", topic)
+}
+
+// Send stores msg from p in the conversation conv and delivers it, with the
+// same checks and effects as the MQTT publish that maps to conv
+// (POST /conversations/{conv}/messages).
+func (ch *Chat) Send(ctx context.Context, p Principal, conv string, msg wire.Publish) (Message, error) {
+	if !ch.limiter.allow(p.UID) {
+		return Message{}, errorf(ErrRateLimited, "too many messages: slow down")
+	}
+	c, err := parseConv(conv)
+	if err != nil {
+		return Message{}, err
+	}
+	switch c.Kind {
+	case topics.ConvSingle:
+		other := c.Other(p.UID)
+		if other == 0 {
+			return Message{}, errorf(ErrForbidden, "you are not a participant of %s", conv)
+		}
+		return ch.sendSingle(ctx, p, other, msg)
+	case topics.ConvRoom:
+		return ch.sendRoom(ctx, p, c.Room, msg)
+	case topics.ConvService:
+		if p.UID == c.Customer {
+			return ch.support.dispatch.customerMessage(ctx, p, c.Shop, msg)
+		}
+		return ch.support.dispatch.agentReply(ctx, p, c.Shop, c.Customer, msg)
+	case topics.ConvSys:
+		return ch.sendBroadcast(ctx, p, msg)
+	}
+	return Message{}, errorf(ErrForbidden, "you may not post to %s", conv)
+}
+
+// Broadcast stores and delivers a text broadcast from an admin
+// (POST /broadcasts).
+func (ch *Chat) Broadcast(ctx context.Context, p Principal, text string) (Message, error) {
+	body, _ := json.Marshal(text)
+	return ch.Send(ctx, p, topics.SysConv, wire.Publish{Type: wire.TypeText, Body: body})
+}
+
+func parseConv(conv string) (topics.Conv, error) {
+	c, err := topics.ParseConv(conv)
+	if err != nil {
+		return c, errorf(ErrInvalid, "%q is not a conversation id (u:{a}:{b} with a<b, r:{room}, s:{shop}:{customer} or sys)", truncate(conv, 64))
+	}
+	return c, nil
+}
+
+// sendSingle stores a single chat message from p to the user to and delivers
+// it to both inboxes (the sender's copy is its receipt).
+func (ch *Chat) sendSingle(ctx context.Context, p Principal, to int64, msg wire.Publish) (Message, error) {
+	if to == p.UID {
+		return Message{}, errorf(ErrInvalid, "you cannot send a message to yourself")
+	}
+	msg, err := validatePublish(msg)
+	if err != nil {
+		return Message{}, err
+	}
+	if err := ch.accounts.exists(ctx, to); err != nil {
+		return Message{}, err
+	}
+	return ch.post(ctx, p, topics.SingleConv(p.UID, to), msg, topics.Inbox(to), topics.Inbox(p.UID))
+}
+
+// sendRoom stores a group message from p in room and delivers it to the
+// room topic, where every subscribed member (the sender's devices
+// included, as its receipt) gets it once.
+func (ch *Chat) sendRoom(ctx context.Context, p Principal, room int64, msg wire.Publish) (Message, error) {
+	if err := ch.rooms.canRead(p, room); err != nil {
+		return Message{}, err
+	}
+	msg, err := validatePublish(msg)
+	if err != nil {
+		return Message{}, err
+	}
+	return ch.post(ctx, p, topics.RoomConv(room), msg, topics.Room(room))
+}
+
+// sendBroadcast stores a system broadcast and delivers it to every
+// subscriber of the broadcast topic. Only admins may.
+func (ch *Chat) sendBroadcast(ctx context.Context, p Principal, msg wire.Publish) (Message, error) {
+	if !p.IsAdmin() {
+		return Message{}, errorf(ErrForbidden, "only an admin may broadcast")
+	}
+	msg, err := validatePublish(msg)
+	if err != nil {
+		return Message{}, err
+	}
+	return ch.post(ctx, p, topics.SysConv, msg, topics.Broadcast)
+}
+
+// post stores a validated message from p in conv and delivers its envelope
+// to targets, holding the conversation's lock throughout so subscribers get
+// its messages in seq order. A re-sent message (same cid) is stored and
+// delivered once: its sender alone gets the first copy's envelope again.
+func (ch *Chat) post(ctx context.Context, p Principal, conv string, msg wire.Publish, targets ...string) (Message, error) {
+	defer ch.locks.lock(conv)()
+	m := Message{ID: ch.newID(), Conv: conv, From: p.UID, Type: msg.Type, Body: msg.Body, CID: msg.CID, TS: ch.nowMillis()}
+	stored, dup, err := ch.store.AppendMessage(ctx, m)
+	if err != nil {
+		return Message{}, fmt.Errorf("store message in %s: %w", conv, err)
+	}
+	if dup {
+		targets = []string{topics.Inbox(p.UID)}
+	}
+	ch.deliver(stored.Envelope(), targets...)
+	return stored, nil
+}
+
+// canRead returns nil if p is a participant of c: ErrForbidden if not,
+// ErrNotFound if the conversation's other party (user, room, shop) does not
+// exist.
+func (ch *Chat) canRead(ctx context.Context, p Principal, c topics.Conv) error {
+	switch c.Kind {
+	case topics.ConvSys:
+		return nil
+	case topics.ConvSingle:
+		other := c.Other(p.UID)
+		if other == 0 {
+			return errorf(ErrForbidden, "you are not a participant of %s", c)
+		}
+		return ch.accounts.exists(ctx, other)
+	case topics.ConvRoom:
+		return ch.rooms.canRead(p, c.Room)
+	case topics.ConvService:
+		return ch.support.canRead(ctx, p, c)
+	}
+	return errorf(ErrForbidden, "you are not a participant of %s", c)
+}
+
+// History returns a page of conv's history for p, in ascending seq.
+func (ch *Chat) History(ctx context.Context, p Principal, conv string, q HistoryQuery) ([]Message, error) {
+	c, err := parseConv(conv)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case q.AfterSeq < 0 || q.BeforeSeq < 0:
+		return nil, errorf(ErrInvalid, "after_seq and before_seq must not be negative")
+	case q.Limit < 0:
+		return nil, errorf(ErrInvalid, "limit must be positive")
+	case q.Limit == 0:
+		q.Limit = wire.DefHistory
+	case q.Limit > wire.MaxHistory:
+		q.Limit = wire.MaxHistory
+	}
+	if err := ch.canRead(ctx, p, c); err != nil {
+		return nil, err
+	}
+	if q.BeforeSeq > 0 && q.AfterSeq >= q.BeforeSeq-1 {
+		return []Message{}, nil
+	}
+	msgs, err := ch.store.History(ctx, conv, q)
+	if err != nil {
+		return nil, fmt.Errorf("history of %s: %w", conv, err)
+	}
+	return msgs, nil
+}
+
+// Conversations lists p's conversations, newest activity first.
+func (ch *Chat) Conversations(ctx context.Context, p Principal) ([]ConversationSummary, error) {
+	rows, err := ch.store.Conversations(ctx, p.UID)
+	if err != nil {
+		return nil, fmt.Errorf("conversations of %d: %w", p.UID, err)
+	}
+	for i := range rows {
+		rows[i].ReadSeq = min(rows[i].ReadSeq, rows[i].LastSeq)
+	}
+	return rows, nil
+}
+
+// MarkRead raises p's read position in conv to seq (clamped to the last
+// seq) and tells the other side of a single chat or service conversation
+// with a read event.
+func (ch *Chat) MarkRead(ctx context.Context, p Principal, conv string, seq int64) (ReadPosition, error) {
+	c, err := parseConv(conv)
+	if err != nil {
+		return ReadPosition{}, err
+	}
+	if seq < 0 {
+		return ReadPosition{}, errorf(ErrInvalid, "seq must not be negative")
+	}
+	if err := ch.canRead(ctx, p, c); err != nil {
+		return ReadPosition{}, err
+	}
+	pos, moved, err := ch.store.MarkRead(ctx, conv, p.UID, seq)
+	if err != nil {
+		return ReadPosition{}, fmt.Errorf("mark %s read: %w", conv, err)
+	}
+	pos.Conv = conv
+	if moved {
+		ev := wire.ReadEvent{Event: wire.EventRead, Conv: conv, UID: p.UID, Seq: pos.ReadSeq}
+		switch c.Kind {
+		case topics.ConvSingle:
+			ch.deliver(ev, topics.Inbox(c.Other(p.UID)))
+		case topics.ConvService:
+			ch.support.readEvent(ctx, p, c, ev)
+		}
+	}
+	return pos, nil
+}

@@ -1,0 +1,537 @@
+package im
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/imserver/imserver/topics"
+	"github.com/imserver/imserver/wire"
+)
+
+// dispatcher routes customer-service messages (PROTOCOL.md §5): it finds
+// or opens the customer's ticket, chooses its agent, stores the message
+// with the automatic replies it triggers, and drains queues when agents
+// become available. Every change runs in one SupportTx under the
+// conversation's lock, and is delivered after the commit.
+type dispatcher struct {
+	*core
+	store    SupportStore
+	accounts *Accounts
+}
+
+// routed is what a customer-service transaction did, to be delivered after
+// it commits.
+type routed struct {
+	ticket   Ticket
+	prev     int64     // the ticket's agent before, if it changed
+	assigned bool      // the ticket got a new agent
+	backlog  []Message // the ticket's messages the new agent has not been sent
+	msgs     []Message // stored in this transaction, in seq order
+	dup      *Message  // the earlier copy of a re-sent message: roll back
+	reroute  bool      // the fast path could not take it: roll back and route
+}
+
+// end is the transaction's end: work that found a duplicate, or that must
+// be redone under the shop lock, is rolled back.
+func (r *routed) end() TxEnd {
+	if r.dup != nil || r.reroute {
+		return Rollback
+	}
+	return Commit
+}
+
+// available reports whether an agent may be given tickets: reachable over
+// MQTT and not away.
+func (d *dispatcher) available(a Agent) bool {
+	return a.Status != StatusAway && d.live.Reachable(a.UID)
+}
+
+// customerMessage handles a customer's message to a shop (im/s/{shop}): it
+// joins the customer's active ticket or opens one, routes it, stores it
+// with the automatic replies it triggers, and delivers it.
+func (d *dispatcher) customerMessage(ctx context.Context, p Principal, shopID int64, msg wire.Publish) (Message, error) {
+	msg, err := validatePublish(msg)
+	if err != nil {
+		return Message{}, err
+	}
+	shop, err := findShop(ctx, d.store, shopID)
+	if err != nil {
+		return Message{}, err
+	}
+	if isAgent, err := d.store.IsAgent(ctx, shopID, p.UID); err != nil {
+		return Message{}, fmt.Errorf("check agent: %w", err)
+	} else if isAgent {
+		return Message{}, errorf(ErrForbidden, "you are an agent of shop %d: reply to customers on im/s/%d/u/{customer_uid}", shopID, shopID)
+	}
+	defer d.locks.lock(topics.ServiceConv(shopID, p.UID))()
+
+	m := Message{From: p.UID, Type: msg.Type, Body: msg.Body, CID: msg.CID}
+	keyword := keywordReply(shop, msg)
+	var r routed
+	// Fast path: the ticket's agent is still available (rule 1). No shop
+	// lock: messages of different customers of one shop do not queue. A
+	// read first spares new tickets a write transaction that could only
+	// be rolled back.
+	cur, ok, err := d.store.CurrentTicket(ctx, shopID, p.UID)
+	if err != nil {
+		return Message{}, fmt.Errorf("customer service: %w", err)
+	}
+	r.reroute = !ok || cur.Status != TicketOpen || !d.live.Reachable(cur.Agent)
+	if !r.reroute {
+		err = d.store.InSupportTx(ctx, func(tx SupportTx) (TxEnd, error) {
+			r = routed{}
+			err := d.appendToAssigned(ctx, tx, shopID, p.UID, m, keyword, &r)
+			return r.end(), err
+		})
+	}
+	if err == nil && r.reroute {
+		err = d.store.InSupportTx(ctx, func(tx SupportTx) (TxEnd, error) {
+			r = routed{}
+			err := d.route(ctx, tx, shop, p.UID, m, keyword, &r)
+			return r.end(), err
+		})
+	}
+	return d.finish(r, err, p.UID)
+}
+
+// appendToAssigned stores a customer's message in its open ticket when
+// the ticket's agent is still available (rule 1), with its keyword reply;
+// otherwise it sets r.reroute.
+func (d *dispatcher) appendToAssigned(ctx context.Context, tx SupportTx, shopID, customer int64, m Message, keyword string, r *routed) error {
+	t, ok, err := tx.ActiveTicket(ctx, shopID, customer)
+	if err != nil || !ok || t.Status != TicketOpen {
+		r.reroute = err == nil
+		return err
+	}
+	status, isAgent, err := tx.AgentStatus(ctx, shopID, t.Agent)
+	if err != nil {
+		return err
+	}
+	if !isAgent || !d.available(Agent{UID: t.Agent, Status: status}) {
+		r.reroute = true
+		return nil
+	}
+	r.ticket = t
+	if err := d.appendTicket(ctx, tx, t, m, r); err != nil || r.dup != nil || keyword == "" {
+		return err
+	}
+	return d.autoReply(ctx, tx, t, keyword, r)
+}
+
+// route is the full routing of a customer's message, under the shop lock.
+func (d *dispatcher) route(ctx context.Context, tx SupportTx, shop Shop, customer int64, m Message, keyword string, r *routed) error {
+	// The shop lock serialises routing per shop. Presence is read after
+	// it: an agent coming online either drains after this transaction
+	// commits (and finds the ticket queued) or before it starts (and this
+	// transaction sees the agent available). Nothing stays queued behind an
+	// available agent.
+	shop, err := tx.LockShop(ctx, shop.ID)
+	if err != nil {
+		return err
+	}
+	t, ok, err := tx.ActiveTicket(ctx, shop.ID, customer)
+	if err != nil {
+		return err
+	}
+	opened := !ok
+	current := int64(0)
+	if ok && t.Status == TicketOpen {
+		current = t.Agent
+	}
+	agent, err := d.choose(ctx, tx, shop.ID, customer, current)
+	if err != nil {
+		return err
+	}
+	if opened {
+		// A new ticket is created with its agent: it has no backlog.
+		now := d.nowMillis()
+		t = Ticket{Shop: shop.ID, Customer: customer, Agent: agent, Status: TicketQueued, CreatedAt: now}
+		if agent != 0 {
+			t.Status, t.AssignedAt = TicketOpen, now
+			if err := tx.MarkAssigned(ctx, shop.ID, agent, now); err != nil {
+				return err
+			}
+		}
+		if t, err = tx.CreateTicket(ctx, t); err != nil {
+			return err
+		}
+		r.assigned = agent != 0
+	} else if agent != t.Agent || (agent == 0 && t.Status != TicketQueued) {
+		if t, err = d.assign(ctx, tx, t, agent, r); err != nil {
+			return err
+		}
+	}
+	r.ticket = t
+	if err := d.appendTicket(ctx, tx, t, m, r); err != nil || r.dup != nil {
+		return err
+	}
+	if opened && shop.WelcomeMessage != "" {
+		if err := d.autoReply(ctx, tx, t, shop.WelcomeMessage, r); err != nil {
+			return err
+		}
+	}
+	if keyword != "" {
+		if err := d.autoReply(ctx, tx, t, keyword, r); err != nil {
+			return err
+		}
+	}
+	if t.Status == TicketQueued && !t.OfflineNotified && shop.OfflineMessage != "" { // rule 4
+		if err := d.autoReply(ctx, tx, t, shop.OfflineMessage, r); err != nil {
+			return err
+		}
+		t.OfflineNotified = true
+		r.ticket = t
+		return tx.UpdateTicket(ctx, t)
+	}
+	return nil
+}
+
+// choose loads what the routing rules need and applies them (see
+// chooseAgent). current is the ticket's agent, 0 if it has none.
+func (d *dispatcher) choose(ctx context.Context, tx SupportTx, shop, customer, current int64) (int64, error) {
+	agents, err := tx.Agents(ctx, shop)
+	if err != nil {
+		return 0, err
+	}
+	last, err := tx.LastAgent(ctx, shop, customer)
+	if err != nil {
+		return 0, err
+	}
+	return chooseAgent(agents, current, last, customer, d.available), nil
+}
+
+// assign gives t to agent (0: back to the queue) inside tx, and fills r.
+func (d *dispatcher) assign(ctx context.Context, tx SupportTx, t Ticket, agent int64, r *routed) (Ticket, error) {
+	r.prev, r.assigned = t.Agent, agent != 0
+	now := d.nowMillis()
+	t.Agent = agent
+	if agent == 0 {
+		t.Status = TicketQueued
+	} else {
+		t.Status, t.AssignedAt = TicketOpen, now
+		if err := tx.MarkAssigned(ctx, t.Shop, agent, now); err != nil {
+			return t, err
+		}
+	}
+	if err := tx.UpdateTicket(ctx, t); err != nil {
+		return t, err
+	}
+	if agent != 0 {
+		backlog, err := tx.Unseen(ctx, t.ID, agent)
+		if err != nil {
+			return t, err
+		}
+		r.backlog = backlog
+	}
+	r.ticket = t
+	return t, nil
+}
+
+// appendTicket stores m in t's conversation with the ticket's agent, and
+// records it in r; a re-sent message is recorded as r.dup instead.
+func (d *dispatcher) appendTicket(ctx context.Context, tx SupportTx, t Ticket, m Message, r *routed) error {
+	m.ID, m.TS = d.newID(), d.nowMillis()
+	m.Conv = topics.ServiceConv(t.Shop, t.Customer)
+	m.Ticket, m.Agent = t.ID, t.Agent
+	stored, dup, err := tx.Append(ctx, m)
+	if err != nil {
+		return err
+	}
+	if dup {
+		r.dup = &stored
+		return nil
+	}
+	r.msgs = append(r.msgs, stored)
+	return nil
+}
+
+// autoReply stores a server-made text message in the ticket.
+func (d *dispatcher) autoReply(ctx context.Context, tx SupportTx, t Ticket, text string, r *routed) error {
+	body, err := jsonString(text)
+	if err != nil {
+		return err
+	}
+	return d.appendTicket(ctx, tx, t, Message{From: 0, Type: wire.TypeText, Body: body, Auto: true}, r)
+}
+
+// keywordReply returns the reply to the first keyword contained in a text
+// message, compared case-insensitively, or "".
+func keywordReply(shop Shop, msg wire.Publish) string {
+	if msg.Type != wire.TypeText || len(shop.KeywordReplies) == 0 {
+		return ""
+	}
+	text, err := validateText(msg.Body)
+	if err != nil {
+		return ""
+	}
+	text = strings.ToLower(text)
+	for _, kr := range shop.KeywordReplies {
+		if kr.Keyword != "" && strings.Contains(text, strings.ToLower(kr.Keyword)) {
+			return kr.Reply
+		}
+	}
+	return ""
+}
+
+// finish delivers a finished customer-service transaction, or turns its
+// error into the caller's answer.
+func (d *dispatcher) finish(r routed, err error, echo int64) (Message, error) {
+	if err != nil {
+		return Message{}, fmt.Errorf("customer service: %w", err)
+	}
+	d.deliverRouted(r, echo)
+	switch {
+	case r.dup != nil:
+		return *r.dup, nil
+	case len(r.msgs) == 0:
+		return Message{}, fmt.Errorf("customer service: nothing stored")
+	}
+	return r.msgs[0], nil
+}
+
+// deliverRouted sends a customer-service transaction's results: ticket
+// events, the new agent's backlog, then the new messages, to the customer
+// and the agent (and echo is the sender's inbox, when it is neither). A
+// re-sent message goes back to its sender alone.
+func (d *dispatcher) deliverRouted(r routed, echo int64) {
+	t := r.ticket
+	if r.dup != nil {
+		d.deliver(r.dup.Envelope(), topics.Inbox(r.dup.From))
+		return
+	}
+	if r.assigned {
+		if r.prev != 0 && r.prev != t.Agent {
+			d.deliver(ticketEvent(wire.EventCSTransferred, t), topics.Inbox(r.prev), topics.Inbox(t.Customer))
+		}
+		if t.Agent != 0 {
+			d.deliver(ticketEvent(wire.EventCSAssigned, t), topics.Inbox(t.Agent), topics.Inbox(t.Customer))
+			for _, m := range r.backlog {
+				d.deliver(m.Envelope(), topics.Inbox(t.Agent))
+			}
+		}
+	}
+	targets := []string{topics.Inbox(t.Customer)}
+	if t.Agent != 0 {
+		targets = append(targets, topics.Inbox(t.Agent))
+	}
+	if echo != 0 && echo != t.Customer && echo != t.Agent {
+		targets = append(targets, topics.Inbox(echo))
+	}
+	for _, m := range r.msgs {
+		d.deliver(m.Envelope(), targets...)
+	}
+}
+
+func ticketEvent(name string, t Ticket) wire.SessionEvent {
+	return wire.SessionEvent{Event: name, Session: t.ID, Shop: t.Shop, Customer: t.Customer, Agent: t.Agent,
+		Conv: topics.ServiceConv(t.Shop, t.Customer)}
+}
+
+// agentReply handles an agent's reply to a customer
+// (im/s/{shop}/u/{customer}). An agent replying to a queued ticket takes
+// it; replying to a customer without an active ticket opens one, assigned
+// to the agent.
+func (d *dispatcher) agentReply(ctx context.Context, p Principal, shopID, customer int64, msg wire.Publish) (Message, error) {
+	msg, err := validatePublish(msg)
+	if err != nil {
+		return Message{}, err
+	}
+	if _, err := findShop(ctx, d.store, shopID); err != nil {
+		return Message{}, err
+	}
+	if isAgent, err := d.store.IsAgent(ctx, shopID, p.UID); err != nil {
+		return Message{}, fmt.Errorf("check agent: %w", err)
+	} else if !isAgent {
+		return Message{}, errorf(ErrForbidden, "only agents of shop %d may reply to its customers", shopID)
+	}
+	if customer == p.UID {
+		return Message{}, errorf(ErrInvalid, "you cannot reply to yourself")
+	}
+	if err := d.accounts.exists(ctx, customer); err != nil {
+		return Message{}, err
+	}
+	defer d.locks.lock(topics.ServiceConv(shopID, customer))()
+	var r routed
+	err = d.store.InSupportTx(ctx, func(tx SupportTx) (TxEnd, error) {
+		r = routed{}
+		err := d.reply(ctx, tx, p.UID, shopID, customer, Message{From: p.UID, Type: msg.Type, Body: msg.Body, CID: msg.CID}, &r)
+		return r.end(), err
+	})
+	return d.finish(r, err, p.UID)
+}
+
+func (d *dispatcher) reply(ctx context.Context, tx SupportTx, agent, shopID, customer int64, m Message, r *routed) error {
+	if _, err := tx.LockShop(ctx, shopID); err != nil {
+		return err
+	}
+	t, ok, err := tx.ActiveTicket(ctx, shopID, customer)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		if t, err = tx.CreateTicket(ctx, Ticket{Shop: shopID, Customer: customer, Status: TicketQueued, CreatedAt: d.nowMillis()}); err != nil {
+			return err
+		}
+	}
+	r.ticket = t
+	if t.Status == TicketQueued {
+		if t, err = d.assign(ctx, tx, t, agent, r); err != nil {
+			return err
+		}
+	}
+	return d.appendTicket(ctx, tx, t, m, r)
+}
+
+// transfer gives t to the agent to (checked by the caller).
+func (d *dispatcher) transfer(ctx context.Context, t Ticket, to int64) error {
+	defer d.locks.lock(topics.ServiceConv(t.Shop, t.Customer))()
+	var r routed
+	err := d.store.InSupportTx(ctx, func(tx SupportTx) (TxEnd, error) {
+		r = routed{}
+		if _, err := tx.LockShop(ctx, t.Shop); err != nil {
+			return Rollback, err
+		}
+		cur, err := tx.LockTicket(ctx, t.ID)
+		if err != nil {
+			return Rollback, err
+		}
+		switch {
+		case cur.Status == TicketClosed:
+			return Rollback, errorf(ErrConflict, "session %d is closed", t.ID)
+		case cur.Agent == to:
+			return Rollback, errorf(ErrInvalid, "session %d is already assigned to %d", t.ID, to)
+		}
+		_, err = d.assign(ctx, tx, cur, to, &r)
+		return Commit, err
+	})
+	if err != nil {
+		return fmt.Errorf("transfer session %d: %w", t.ID, err)
+	}
+	d.deliverRouted(r, 0)
+	return nil
+}
+
+// close ends t; cs_closed goes to its customer and agent.
+func (d *dispatcher) close(ctx context.Context, t Ticket) error {
+	defer d.locks.lock(topics.ServiceConv(t.Shop, t.Customer))()
+	var closed *Ticket
+	err := d.store.InSupportTx(ctx, func(tx SupportTx) (TxEnd, error) {
+		closed = nil
+		cur, err := tx.LockTicket(ctx, t.ID)
+		if err != nil || cur.Status == TicketClosed {
+			return Rollback, err
+		}
+		cur.Status, cur.ClosedAt = TicketClosed, d.nowMillis()
+		closed = &cur
+		return Commit, tx.UpdateTicket(ctx, cur)
+	})
+	if err != nil {
+		return fmt.Errorf("close session %d: %w", t.ID, err)
+	}
+	if closed != nil {
+		targets := []string{topics.Inbox(closed.Customer)}
+		if closed.Agent != 0 {
+			targets = append(targets, topics.Inbox(closed.Agent))
+		}
+		d.deliver(ticketEvent(wire.EventCSClosed, *closed), targets...)
+	}
+	return nil
+}
+
+// requeue puts an open ticket back in the queue and tells its agent.
+func (d *dispatcher) requeue(ctx context.Context, t Ticket) error {
+	defer d.locks.lock(topics.ServiceConv(t.Shop, t.Customer))()
+	var requeued *Ticket
+	err := d.store.InSupportTx(ctx, func(tx SupportTx) (TxEnd, error) {
+		requeued = nil
+		if _, err := tx.LockShop(ctx, t.Shop); err != nil {
+			return Rollback, err
+		}
+		cur, err := tx.LockTicket(ctx, t.ID)
+		if err != nil || cur.Agent != t.Agent || cur.Status != TicketOpen {
+			return Rollback, err
+		}
+		cur.Agent, cur.Status = 0, TicketQueued
+		requeued = &cur
+		return Commit, tx.UpdateTicket(ctx, cur)
+	})
+	if err != nil {
+		return fmt.Errorf("requeue session %d: %w", t.ID, err)
+	}
+	if requeued != nil {
+		d.deliver(ticketEvent(wire.EventCSTransferred, *requeued), topics.Inbox(t.Agent))
+	}
+	return nil
+}
+
+// agentReachable drains, in the background, the queues of the shops uid is
+// an agent of.
+func (d *dispatcher) agentReachable(uid int64) {
+	d.work.do("drain-agent:"+strconv.FormatInt(uid, 10), func(ctx context.Context) {
+		d.drainAgentShops(ctx, uid)
+	})
+}
+
+// drainAgentShops drains the queues of every shop uid is an agent of.
+func (d *dispatcher) drainAgentShops(ctx context.Context, uid int64) {
+	shops, err := d.store.AgentShops(ctx, uid)
+	if err != nil {
+		d.log.Error("drain queues: list shops", "uid", uid, "error", err)
+		return
+	}
+	for _, shop := range shops {
+		d.drain(ctx, shop)
+	}
+}
+
+// drain assigns the shop's queued tickets, oldest first, by the routing
+// rules, until none is left or nobody is available. Each assigned agent
+// gets cs_assigned, then the ticket's messages it has not been sent, in
+// seq order.
+func (d *dispatcher) drain(ctx context.Context, shopID int64) {
+	queued, err := d.store.Tickets(ctx, shopID, TicketQueued, 0)
+	if err != nil {
+		d.log.Error("drain queue", "shop", shopID, "error", err)
+		return
+	}
+	for _, q := range queued {
+		stop, err := d.drainOne(ctx, q)
+		if err != nil {
+			d.log.Error("drain queue", "shop", shopID, "session", q.ID, "error", err)
+			return
+		}
+		if stop {
+			return
+		}
+	}
+}
+
+// drainOne assigns one queued ticket if an agent is available. stop
+// reports that nobody is.
+func (d *dispatcher) drainOne(ctx context.Context, q Ticket) (stop bool, err error) {
+	defer d.locks.lock(topics.ServiceConv(q.Shop, q.Customer))()
+	var r routed
+	err = d.store.InSupportTx(ctx, func(tx SupportTx) (TxEnd, error) {
+		r, stop = routed{}, false
+		if _, err := tx.LockShop(ctx, q.Shop); err != nil {
+			return Rollback, err
+		}
+		t, err := tx.LockTicket(ctx, q.ID)
+		if err != nil || t.Status != TicketQueued {
+			return Rollback, err // assigned or closed meanwhile
+		}
+		agent, err := d.choose(ctx, tx, q.Shop, q.Customer, 0)
+		if err != nil || agent == 0 {
+			stop = err == nil
+			return Rollback, err
+		}
+		_, err = d.assign(ctx, tx, t, agent, &r)
+		return Commit, err
+	})
+	if err == nil && r.assigned {
+		d.deliverRouted(r, 0)
+	}
+	return stop, err
+}

@@ -1,0 +1,144 @@
+package im
+
+import "context"
+
+// The store interfaces, one per area. Package store implements them all
+// over SQL; tests may implement only what an area uses.
+
+// UserStore keeps accounts.
+type UserStore interface {
+	// CreateUser inserts u and returns it with its uid. It returns
+	// ErrConflict if the username is taken, compared case-insensitively.
+	CreateUser(ctx context.Context, u User) (User, error)
+	// UserByName finds a user by username, case-insensitively.
+	UserByName(ctx context.Context, username string) (User, error)
+	// UserByID finds a user by uid.
+	UserByID(ctx context.Context, uid int64) (User, error)
+}
+
+// MessageStore keeps conversations, their messages and read positions.
+type MessageStore interface {
+	// AppendMessage stores m in one transaction with the conversation's next
+	// seq (creating the conversation on its first message), and advances the
+	// sender's read position to it when m.From is not 0. If m.CID is set and
+	// m.From already stored a message with that cid in m.Conv, it stores
+	// nothing and returns that message with dup set.
+	AppendMessage(ctx context.Context, m Message) (stored Message, dup bool, err error)
+	// History returns a page of conv's messages in ascending seq.
+	History(ctx context.Context, conv string, q HistoryQuery) ([]Message, error)
+	// Conversations lists the conversations uid takes part in, newest
+	// activity first.
+	Conversations(ctx context.Context, uid int64) ([]ConversationSummary, error)
+	// MarkRead raises uid's read position in conv to seq, clamped to the
+	// conversation's last seq, and never lowers it. It returns the resulting
+	// position and whether it moved.
+	MarkRead(ctx context.Context, conv string, uid, seq int64) (pos ReadPosition, moved bool, err error)
+}
+
+// RoomStore keeps rooms and their members. Every room has exactly one
+// owner, who is one of its members.
+type RoomStore interface {
+	// CreateRoom inserts r, makes r.Owner its owner and only member, and
+	// creates the room's (empty) conversation. It returns r with its id.
+	CreateRoom(ctx context.Context, r Room) (Room, error)
+	// Room returns a room, or ErrNotFound.
+	Room(ctx context.Context, id int64) (Room, error)
+	// RoomsOf lists the rooms uid is a member of, by id.
+	RoomsOf(ctx context.Context, uid int64) ([]Room, error)
+	// RoomMembers lists a room's members, owner first, then by the time
+	// they joined.
+	RoomMembers(ctx context.Context, room int64) ([]RoomMember, error)
+	// AddRoomMember makes uid a member of room and reports whether it was
+	// not one already. A new member's read position starts at the room's
+	// last seq, so history from before it joined does not count as unread.
+	// It returns ErrNotFound if the room or the user does not exist.
+	AddRoomMember(ctx context.Context, room, uid, now int64) (added bool, err error)
+	// RemoveRoomMember removes uid from room. If uid was the owner,
+	// ownership passes to the longest-standing remaining member; if uid was
+	// the last member, the room is deleted (its messages stay stored).
+	RemoveRoomMember(ctx context.Context, room, uid int64) (RoomRemoval, error)
+	// RoomMemberships calls fn for every member of every room, and once
+	// with uid 0 for a room without members.
+	RoomMemberships(ctx context.Context, fn func(room, uid int64)) error
+}
+
+// SupportStore keeps shops, their agents and customer-service tickets.
+type SupportStore interface {
+	CreateShop(ctx context.Context, s Shop) (Shop, error)
+	UpdateShop(ctx context.Context, s Shop) error
+	Shop(ctx context.Context, id int64) (Shop, error)
+	Shops(ctx context.Context) ([]Shop, error)
+	// AddAgent makes uid an agent of shop; it is not an error if it is one.
+	// ErrNotFound if the user or the shop does not exist.
+	AddAgent(ctx context.Context, shop, uid, now int64) error
+	// RemoveAgent reports whether uid was an agent of shop.
+	RemoveAgent(ctx context.Context, shop, uid int64) (bool, error)
+	// Agents lists shop's agents with their open-ticket counts.
+	Agents(ctx context.Context, shop int64) ([]Agent, error)
+	// AgentShops lists the shops uid is an agent of.
+	AgentShops(ctx context.Context, uid int64) ([]int64, error)
+	// IsAgent reports whether uid is an agent of shop.
+	IsAgent(ctx context.Context, shop, uid int64) (bool, error)
+	// Ticket finds a ticket by id.
+	Ticket(ctx context.Context, id int64) (Ticket, error)
+	// Tickets lists shop's tickets with the status ("" for all): queued
+	// and open ones oldest first, closed ones (and all) newest first;
+	// limit 0 for no limit.
+	Tickets(ctx context.Context, shop int64, status string, limit int) ([]Ticket, error)
+	// CurrentTicket returns the customer's queued or open ticket with the
+	// shop, if there is one, without locking it.
+	CurrentTicket(ctx context.Context, shop, customer int64) (Ticket, bool, error)
+	// SetUserStatus records a user's online/away choice.
+	SetUserStatus(ctx context.Context, uid int64, status string) error
+	// InSupportTx runs fn in a write transaction, and commits it if fn
+	// returns Commit and no error; otherwise it rolls it back. It returns
+	// fn's error.
+	InSupportTx(ctx context.Context, fn func(SupportTx) (TxEnd, error)) error
+}
+
+// TxEnd is what a transaction function decides: keep its work or not.
+type TxEnd bool
+
+// The ends of a transaction.
+const (
+	Commit   TxEnd = true
+	Rollback TxEnd = false
+)
+
+// SupportTx is a customer-service transaction. Its locking methods take
+// row locks on PostgreSQL (SQLite serialises every write transaction), so
+// that routing decisions hold when several server processes share one
+// database. Lock in this order: shop, then ticket, then (by appending)
+// conversation.
+type SupportTx interface {
+	// LockShop locks the shop's row: routing decisions for one shop are
+	// serialised.
+	LockShop(ctx context.Context, shop int64) (Shop, error)
+	// ActiveTicket locks and returns the customer's queued or open ticket
+	// with the shop, if there is one.
+	ActiveTicket(ctx context.Context, shop, customer int64) (Ticket, bool, error)
+	// LockTicket locks and returns a ticket by id.
+	LockTicket(ctx context.Context, id int64) (Ticket, error)
+	// CreateTicket inserts a ticket and returns it with its id.
+	CreateTicket(ctx context.Context, t Ticket) (Ticket, error)
+	// UpdateTicket writes a ticket's agent, status, times and flags.
+	UpdateTicket(ctx context.Context, t Ticket) error
+	// Agents lists the shop's agents with their loads.
+	Agents(ctx context.Context, shop int64) ([]Agent, error)
+	// AgentStatus returns uid's online/away choice and whether it is an
+	// agent of the shop.
+	AgentStatus(ctx context.Context, shop, uid int64) (status string, isAgent bool, err error)
+	// LastAgent returns the agent most recently assigned to any of the
+	// customer's tickets with the shop, or 0.
+	LastAgent(ctx context.Context, shop, customer int64) (int64, error)
+	// MarkAssigned records that uid was just assigned a ticket of shop.
+	MarkAssigned(ctx context.Context, shop, uid, now int64) error
+	// Append stores a message as MessageStore.AppendMessage does. When it
+	// reports dup, something was written that only a rollback undoes.
+	Append(ctx context.Context, m Message) (stored Message, dup bool, err error)
+	// Unseen returns the ticket's messages the agent has not been sent, in
+	// seq order: those stored for other agents or while queued, and not in
+	// a backlog it was already sent. It records that the agent has now
+	// been sent everything up to the ticket's last message.
+	Unseen(ctx context.Context, ticket, agent int64) ([]Message, error)
+}
