@@ -4,43 +4,32 @@ import (
 	"context"
 	"net/http"
 	"strconv"
+
+	"github.com/imserver/imserver/wire"
 )
 
-// Room is a group chat as the rooms API returns it.
-type Room struct {
-	RoomID  int64  `json:"room_id"`
-	Name    string `json:"name"`
-	Owner   int64  `json:"owner"`
-	Private bool   `json:"private"`
-}
-
-// Member is a member of a room.
-type Member struct {
-	UID      int64  `json:"uid"`
-	Username string `json:"username"`
-	Role     string `json:"role"` // "owner" or "member"
-}
+// Rooms use the contract's shapes: wire.Room and wire.RoomMember.
 
 func roomPath(room int64) string { return "/rooms/" + strconv.FormatInt(room, 10) }
 
 // CreateRoom creates a room; the caller becomes its owner and first member.
 // Anyone may join a public room; only its owner adds members to a private one.
-func (a *API) CreateRoom(ctx context.Context, name string, private bool) (Room, error) {
-	var r Room
-	err := a.Do(ctx, http.MethodPost, "/rooms", map[string]any{"name": name, "private": private}, &r)
+func (a *API) CreateRoom(ctx context.Context, name string, private bool) (wire.Room, error) {
+	var r wire.Room
+	err := a.Do(ctx, http.MethodPost, "/rooms", wire.NewRoom{Name: name, Private: private}, &r)
 	return r, err
 }
 
 // Rooms lists the rooms the user is a member of.
-func (a *API) Rooms(ctx context.Context) ([]Room, error) {
-	var out []Room
+func (a *API) Rooms(ctx context.Context) ([]wire.Room, error) {
+	var out []wire.Room
 	err := a.Do(ctx, http.MethodGet, "/rooms", nil, &out)
 	return out, err
 }
 
 // Room returns a room the user is a member of.
-func (a *API) Room(ctx context.Context, room int64) (Room, error) {
-	var r Room
+func (a *API) Room(ctx context.Context, room int64) (wire.Room, error) {
+	var r wire.Room
 	err := a.Do(ctx, http.MethodGet, roomPath(room), nil, &r)
 	return r, err
 }
@@ -57,15 +46,15 @@ func (a *API) LeaveRoom(ctx context.Context, room int64) error {
 }
 
 // RoomMembers lists a room's members.
-func (a *API) RoomMembers(ctx context.Context, room int64) ([]Member, error) {
-	var out []Member
+func (a *API) RoomMembers(ctx context.Context, room int64) ([]wire.RoomMember, error) {
+	var out []wire.RoomMember
 	err := a.Do(ctx, http.MethodGet, roomPath(room)+"/members", nil, &out)
 	return out, err
 }
 
 // AddRoomMember adds a user to a room (its owner only).
 func (a *API) AddRoomMember(ctx context.Context, room, uid int64) error {
-	return a.Do(ctx, http.MethodPost, roomPath(room)+"/members", map[string]int64{"uid": uid}, nil)
+	return a.Do(ctx, http.MethodPost, roomPath(room)+"/members", wire.AddMember{UID: uid}, nil)
 }
 
 // RemoveRoomMember removes a user from a room (its owner only).

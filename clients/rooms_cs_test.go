@@ -71,7 +71,7 @@ func TestCustomerService(t *testing.T) {
 	skipWithout(t, s, "/api/v1/shops", agent)
 
 	admin := clients.NewAPI(s.URL, nil).WithToken(s.Admin.Token)
-	shop, err := admin.CreateShop(ctxT(t), clients.ShopSettings{Name: clients.String("Shop"), WelcomeMessage: clients.String("welcome!")})
+	shop, err := admin.CreateShop(ctxT(t), wire.ShopInput{Name: clients.String("Shop"), WelcomeMessage: clients.String("welcome!")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,5 +123,30 @@ func TestCustomerService(t *testing.T) {
 	defer mu.Unlock()
 	if len(assigned) == 0 || assigned[0].Conv != conv {
 		t.Fatalf("cs_assigned events %+v", assigned)
+	}
+}
+
+// The SDK sends the contract's wire.ShopInput: a nil field leaves a setting
+// as it is, and an empty list clears the keyword replies.
+func TestShopSettingsCanBeCleared(t *testing.T) {
+	s := imtest.Start(t, imtest.Options{})
+	admin := clients.NewAPI(s.URL, nil).WithToken(s.Admin.Token)
+	krs := []wire.KeywordReply{{Keyword: "price", Reply: "see the list"}}
+	shop, err := admin.CreateShop(ctxT(t), wire.ShopInput{Name: clients.String("Shop"), WelcomeMessage: clients.String("hi"), KeywordReplies: &krs})
+	if err != nil || len(*shop.KeywordReplies) != 1 {
+		t.Fatalf("create: %+v, %v", shop, err)
+	}
+	if err := admin.UpdateShop(ctxT(t), shop.ShopID, wire.ShopInput{OfflineMessage: clients.String("closed")}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := admin.Shop(ctxT(t), shop.ShopID)
+	if err != nil || len(*got.KeywordReplies) != 1 || *got.WelcomeMessage != "hi" || *got.OfflineMessage != "closed" {
+		t.Fatalf("a PATCH of one field changed others: %+v, %v", got, err)
+	}
+	if err := admin.UpdateShop(ctxT(t), shop.ShopID, wire.ShopInput{KeywordReplies: &[]wire.KeywordReply{}}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err = admin.Shop(ctxT(t), shop.ShopID); err != nil || len(*got.KeywordReplies) != 0 || *got.WelcomeMessage != "hi" {
+		t.Fatalf("keyword replies not cleared: %+v, %v", got, err)
 	}
 }

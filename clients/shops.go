@@ -5,94 +5,48 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+
+	"github.com/imserver/imserver/wire"
 )
 
-// KeywordReply is an automatic answer to customer messages containing
-// Keyword (case-insensitive).
-type KeywordReply struct {
-	Keyword string `json:"keyword"`
-	Reply   string `json:"reply"`
-}
-
-// Shop is a shop's customer service. The settings are only returned to its
-// agents and to admins.
-type Shop struct {
-	ShopID         int64          `json:"shop_id"`
-	Name           string         `json:"name"`
-	WelcomeMessage string         `json:"welcome_message,omitempty"`
-	OfflineMessage string         `json:"offline_message,omitempty"`
-	KeywordReplies []KeywordReply `json:"keyword_replies,omitempty"`
-}
-
-// ShopSettings creates or changes a shop; nil fields are left as they are
-// (PATCH) or unset (create).
-type ShopSettings struct {
-	Name           *string        `json:"name,omitempty"`
-	WelcomeMessage *string        `json:"welcome_message,omitempty"`
-	OfflineMessage *string        `json:"offline_message,omitempty"`
-	KeywordReplies []KeywordReply `json:"keyword_replies,omitempty"`
-}
-
-// Agent is an agent of a shop as GET /shops/{id}/agents lists it.
-type Agent struct {
-	UID          int64  `json:"uid"`
-	Username     string `json:"username"`
-	Online       bool   `json:"online"`
-	Status       string `json:"status"`
-	OpenSessions int64  `json:"open_sessions"`
-}
-
-// Session statuses.
-const (
-	SessionQueued = "queued"
-	SessionOpen   = "open"
-	SessionClosed = "closed"
-)
-
-// Session is a customer-service session.
-type Session struct {
-	SessionID int64  `json:"session_id"`
-	ShopID    int64  `json:"shop_id"`
-	Customer  int64  `json:"customer"`
-	Agent     int64  `json:"agent"`
-	Status    string `json:"status"`
-	CreatedAt int64  `json:"created_at"`
-}
+// Shops, agents and sessions use the contract's shapes: wire.Shop,
+// wire.ShopInput, wire.ShopAgent, wire.CSSession.
 
 func shopPath(shop int64) string { return "/shops/" + strconv.FormatInt(shop, 10) }
 
-// String returns a pointer to s, for ShopSettings.
+// String returns a pointer to s, for wire.ShopInput.
 func String(s string) *string { return &s }
 
 // CreateShop creates a shop (admins only).
-func (a *API) CreateShop(ctx context.Context, s ShopSettings) (Shop, error) {
-	var out Shop
+func (a *API) CreateShop(ctx context.Context, s wire.ShopInput) (wire.Shop, error) {
+	var out wire.Shop
 	err := a.Do(ctx, http.MethodPost, "/shops", s, &out)
 	return out, err
 }
 
-// UpdateShop changes a shop's settings (admins only).
-func (a *API) UpdateShop(ctx context.Context, shop int64, s ShopSettings) error {
+// UpdateShop changes a shop's settings (admins only). Nil fields are left
+// as they are; a non-nil empty KeywordReplies clears them.
+func (a *API) UpdateShop(ctx context.Context, shop int64, s wire.ShopInput) error {
 	return a.Do(ctx, http.MethodPatch, shopPath(shop), s, nil)
 }
 
 // Shops lists the shops.
-func (a *API) Shops(ctx context.Context) ([]Shop, error) {
-	var out []Shop
+func (a *API) Shops(ctx context.Context) ([]wire.Shop, error) {
+	var out []wire.Shop
 	err := a.Do(ctx, http.MethodGet, "/shops", nil, &out)
 	return out, err
 }
 
 // Shop returns one shop.
-func (a *API) Shop(ctx context.Context, shop int64) (Shop, error) {
-	var out Shop
+func (a *API) Shop(ctx context.Context, shop int64) (wire.Shop, error) {
+	var out wire.Shop
 	err := a.Do(ctx, http.MethodGet, shopPath(shop), nil, &out)
 	return out, err
 }
 
 // AddAgent makes a user an agent of a shop (admins only).
 func (a *API) AddAgent(ctx context.Context, shop, uid int64) error {
-	return a.Do(ctx, http.MethodPost, shopPath(shop)+"/agents", map[string]int64{"uid": uid}, nil)
+	return a.Do(ctx, http.MethodPost, shopPath(shop)+"/agents", wire.UserRef{UID: uid}, nil)
 }
 
 // RemoveAgent removes an agent from a shop (admins only).
@@ -102,27 +56,27 @@ func (a *API) RemoveAgent(ctx context.Context, shop, uid int64) error {
 
 // Agents lists a shop's agents with their presence and load (the shop's
 // agents and admins only).
-func (a *API) Agents(ctx context.Context, shop int64) ([]Agent, error) {
-	var out []Agent
+func (a *API) Agents(ctx context.Context, shop int64) ([]wire.ShopAgent, error) {
+	var out []wire.ShopAgent
 	err := a.Do(ctx, http.MethodGet, shopPath(shop)+"/agents", nil, &out)
 	return out, err
 }
 
-// Sessions lists a shop's sessions with the given status (SessionQueued,
-// SessionOpen, SessionClosed; "" for the server's default).
-func (a *API) Sessions(ctx context.Context, shop int64, status string) ([]Session, error) {
+// Sessions lists a shop's sessions with the given status
+// (wire.SessionQueued, wire.SessionOpen, wire.SessionClosed; "" for all).
+func (a *API) Sessions(ctx context.Context, shop int64, status string) ([]wire.CSSession, error) {
 	path := shopPath(shop) + "/sessions"
 	if status != "" {
 		path += "?status=" + url.QueryEscape(status)
 	}
-	var out []Session
+	var out []wire.CSSession
 	err := a.Do(ctx, http.MethodGet, path, nil, &out)
 	return out, err
 }
 
 // TransferSession hands a session to another agent of the shop.
 func (a *API) TransferSession(ctx context.Context, session, toAgent int64) error {
-	return a.Do(ctx, http.MethodPost, "/cs/sessions/"+strconv.FormatInt(session, 10)+"/transfer", map[string]int64{"to": toAgent}, nil)
+	return a.Do(ctx, http.MethodPost, "/cs/sessions/"+strconv.FormatInt(session, 10)+"/transfer", wire.Transfer{To: toAgent}, nil)
 }
 
 // CloseSession ends a session; the customer's next message opens a new one.

@@ -36,6 +36,13 @@ type ShopAgent struct {
 	OpenSessions int64  `json:"open_sessions"`
 }
 
+// Customer-service session statuses.
+const (
+	SessionQueued = "queued"
+	SessionOpen   = "open"
+	SessionClosed = "closed"
+)
+
 // CSSession is one row of GET /shops/{id}/sessions. Agent is null while the
 // session is queued.
 type CSSession struct {

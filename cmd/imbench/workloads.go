@@ -18,6 +18,7 @@ import (
 
 	"github.com/imserver/imserver/clients"
 	"github.com/imserver/imserver/topics"
+	"github.com/imserver/imserver/wire"
 )
 
 // settings are the sizes of a run; every loop is bounded by them.
@@ -626,7 +627,7 @@ func (b *bench) w4(ctx context.Context) ([]result, error) {
 			return nil, fmt.Errorf("log in as admin: %w", err)
 		}
 		admin = b.api.WithToken(tok.AccessToken)
-		shop, err := admin.CreateShop(ctx, clients.ShopSettings{Name: clients.String(b.run + " shop")})
+		shop, err := admin.CreateShop(ctx, wire.ShopInput{Name: clients.String(b.run + " shop")})
 		if err != nil {
 			return nil, missingAPI(err, "shops")
 		}
