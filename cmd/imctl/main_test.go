@@ -176,3 +176,52 @@ func (u *user) uid(t *testing.T) int64 {
 	}
 	return c.UID
 }
+
+// Every shop subcommand, as an admin, an agent and a customer run them.
+func TestIMCtlShop(t *testing.T) {
+	s := imtest.Start(t, imtest.Options{})
+	admin, agent, cust := newUser(t, s), newUser(t, s), newUser(t, s)
+	admin.run("", "login", "admin", "--password", imtest.AdminPassword)
+	agent.run("", "register", "agent", "--password", "secret1")
+	cust.run("", "register", "cust", "--password", "secret2")
+	agentUID := s.Login(t, "agent", "secret1").UID
+	custUID := s.Login(t, "cust", "secret2").UID
+
+	if out := admin.run("", "shop", "create", "--welcome", "hello!", "Tea", "Shop"); !strings.Contains(out, `created shop:1 "Tea Shop"`) {
+		t.Fatalf("create: %q", out)
+	}
+	if out := admin.run("", "shop", "list"); !strings.Contains(out, "shop:1") || !strings.Contains(out, "Tea Shop") {
+		t.Fatalf("list: %q", out)
+	}
+	if out := admin.run("", "shop", "show", "1"); !strings.Contains(out, `"welcome_message":"hello!"`) {
+		t.Fatalf("show: %q", out)
+	}
+	if out := admin.run("", "shop", "add-agent", "1", fmt.Sprint(agentUID)); !strings.Contains(out, "add-agent") {
+		t.Fatalf("add-agent: %q", out)
+	}
+	if out := admin.run("", "shop", "agents", "1"); !strings.Contains(out, "agent") || !strings.Contains(out, "open sessions 0") {
+		t.Fatalf("agents: %q", out)
+	}
+	cust.run("", "shop", "send", "1", "where", "is", "my", "tea?")
+	if out := agent.run("", "shop", "sessions", "--status", "queued", "1"); !strings.Contains(out, fmt.Sprintf("customer uid %-6d agent uid -", custUID)) {
+		t.Fatalf("sessions: %q", out) // nobody listens: queued
+	}
+	agent.run("", "shop", "reply", "1", fmt.Sprint(custUID), "on", "its", "way")
+	if out := agent.run("", "--json", "shop", "sessions", "1"); !strings.Contains(out, fmt.Sprintf(`"agent":%d`, agentUID)) {
+		t.Fatalf("the reply did not take the session: %q", out)
+	}
+	if _, err := agent.try(context.Background(), "", "shop", "transfer", "1", fmt.Sprint(custUID)); err == nil {
+		t.Fatal("transfer to a customer accepted")
+	}
+	if out := agent.run("", "shop", "close", "1"); !strings.Contains(out, "session 1 closed") {
+		t.Fatalf("close: %q", out)
+	}
+	if out := admin.run("", "shop", "remove-agent", "1", fmt.Sprint(agentUID)); !strings.Contains(out, "remove-agent") {
+		t.Fatalf("remove-agent: %q", out)
+	}
+	for _, args := range [][]string{{"shop", "fly"}, {"shop", "show"}, {"shop", "show", "x"}, {"shop", "reply", "1", "2"}} {
+		if _, err := admin.try(context.Background(), "", args...); err == nil {
+			t.Errorf("imctl %v accepted", args)
+		}
+	}
+}
