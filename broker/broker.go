@@ -7,7 +7,6 @@
 package broker
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -228,6 +227,3 @@ func (b *Broker) Disconnect(cl *mqtt.Client, code packets.Code) {
 func (b *Broker) Info() (clients, subscriptions, dropped int64) {
 	return atomic.LoadInt64(&b.srv.Info.ClientsConnected), atomic.LoadInt64(&b.srv.Info.Subscriptions), atomic.LoadInt64(&b.srv.Info.MessagesDropped)
 }
-
-// ErrClosed is returned by the WebSocket handler once the broker is closing.
-var ErrClosed = errors.New("broker closed")
