@@ -23,6 +23,7 @@ import (
 	"github.com/imserver/imserver/httpapi"
 	"github.com/imserver/imserver/im"
 	"github.com/imserver/imserver/store"
+	"github.com/imserver/imserver/uploads"
 )
 
 // Config is the server's configuration (PROTOCOL.md §1).
@@ -41,6 +42,14 @@ type Config struct {
 	// WSOrigins lists the browser origins allowed to open /mqtt; empty
 	// allows all (authentication is by token, not cookie).
 	WSOrigins []string
+	// UploadDir keeps uploaded files; "" puts them in "uploads" next to the
+	// SQLite file, or in data/uploads with PostgreSQL. UploadMax is the
+	// largest file, in bytes.
+	UploadDir string
+	UploadMax int64
+	// PublicURL is the server's URL as clients reach it (behind a proxy,
+	// say), used in the absolute URLs of uploads; "" takes each request's.
+	PublicURL string
 	// MQTTPendingWrites and MQTTReadBuffer size each MQTT client's
 	// outbound queue and socket read buffer; 0 takes the broker's
 	// defaults (see broker.Options).
@@ -68,6 +77,7 @@ func DefaultConfig() Config {
 		PublishRate:   50,
 		PublishBurst:  100,
 		WSOrigins:     []string{"*"},
+		UploadMax:     uploads.DefaultMax,
 	}
 }
 
@@ -85,6 +95,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.TokenTTL == 0 {
 		c.TokenTTL = def.TokenTTL
+	}
+	if c.UploadMax == 0 {
+		c.UploadMax = def.UploadMax
 	}
 	if c.Log == nil {
 		c.Log = slog.Default()
@@ -146,6 +159,10 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		return nil, err
 	}
 	a.hook = hooks.New(hooks.Options{Chat: a.domain.Chat, Domain: a.domain, Tokens: a.Tokens, Registry: a.registry, Log: a.log})
+	files, err := uploads.New(a.uploadDir(), cfg.UploadMax, a.store)
+	if err != nil {
+		return nil, err
+	}
 	if err := a.broker.AddHook(a.hook, nil); err != nil {
 		return nil, fmt.Errorf("add hook: %w", err)
 	}
@@ -162,6 +179,7 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	a.http = &http.Server{
 		Handler: httpapi.New(httpapi.Options{
 			Domain: a.domain, Tokens: a.Tokens, MQTT: a.broker.WebSocket(), Ready: a.ready.Load, Log: a.log,
+			Uploads: files, PublicURL: cfg.PublicURL,
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
@@ -169,6 +187,17 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelDebug),
 	}
 	return a, nil
+}
+
+// uploadDir is where uploaded files are kept.
+func (a *App) uploadDir() string {
+	switch {
+	case a.cfg.UploadDir != "":
+		return a.cfg.UploadDir
+	case a.store.Engine() == store.SQLite:
+		return filepath.Join(filepath.Dir(a.store.Path()), "uploads")
+	}
+	return filepath.Join("data", "uploads")
 }
 
 // secret returns the token key: IM_JWT_SECRET, or one generated once and

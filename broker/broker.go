@@ -186,6 +186,21 @@ func (b *Broker) Publish(topic string, payload []byte) error {
 	return b.srv.Publish(topic, payload, false, 0)
 }
 
+// Retain keeps payload as topic's retained message, without delivering
+// it: a client subscribing to topic gets it right after its SUBACK
+// (mochi sends retained messages then, subject to the read ACL). Clients
+// cannot retain anything themselves: their publishes never reach mochi's
+// retain store (see hooks).
+func (b *Broker) Retain(topic string, payload []byte) {
+	b.srv.Topics.RetainMessage(packets.Packet{
+		FixedHeader: packets.FixedHeader{Type: packets.Publish, Retain: true},
+		TopicName:   topic,
+		Payload:     payload,
+		Origin:      "inline",
+		Created:     time.Now().Unix(),
+	})
+}
+
 // RefuseConnect answers a CONNECT with "not authorized": CONNACK 0x87 on
 // MQTT 5, return code 5 on 3.1.1.
 func (b *Broker) RefuseConnect(cl *mqtt.Client) error {

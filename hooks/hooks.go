@@ -33,11 +33,19 @@ type Chat interface {
 // Domain is what else the hook tells and asks the domain (implemented by
 // *im.Service).
 type Domain interface {
-	// MayReceive is the read ACL: subscriptions and every delivery.
+	// MayReceive is the read ACL of subscriptions and of every delivery,
+	// but for presence topics (granted per connection: see OnSubscribe).
 	MayReceive(p im.Principal, topic string) bool
+	// SubscribePresence checks that p may follow uid's presence and
+	// readies uid's current state for p (nil error: allowed).
+	SubscribePresence(ctx context.Context, p im.Principal, uid int64) error
 	// UserReachable says that uid's first live client has subscribed to
 	// its inbox.
 	UserReachable(uid int64)
+	// UserOnline and UserOffline say that uid's first live client is
+	// established, or its last one gone.
+	UserOnline(uid int64)
+	UserOffline(uid int64)
 }
 
 // Verifier checks access tokens (implemented by *auth.Tokens).
@@ -116,7 +124,7 @@ func (h *Hook) ID() string { return "imserver" }
 func (h *Hook) Provides(b byte) bool {
 	switch b {
 	case mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnSessionEstablished, mqtt.OnDisconnect,
-		mqtt.OnSubscribed, mqtt.OnUnsubscribed, mqtt.OnACLCheck, mqtt.OnPublish, mqtt.OnPublishDropped:
+		mqtt.OnSubscribe, mqtt.OnSubscribed, mqtt.OnUnsubscribed, mqtt.OnACLCheck, mqtt.OnPublish, mqtt.OnPublishDropped:
 		return true
 	}
 	return false
@@ -166,15 +174,46 @@ func (h *Hook) OnConnectAuthenticate(cl *mqtt.Client, _ packets.Packet) bool {
 // OnSessionEstablished marks the client live in the registry, which
 // disconnects it when its token expires.
 func (h *Hook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
-	p, ok := h.registry.establish(cl)
+	p, first, ok := h.registry.establish(cl)
 	if !ok {
 		return
+	}
+	if first {
+		h.dom.UserOnline(p.UID)
 	}
 	// A resumed session (clean=false) may already hold its inbox
 	// subscription, without a SUBSCRIBE.
 	if _, ok := cl.State.Subscriptions.Get(topics.Inbox(p.UID)); ok {
 		h.inbox(cl, true)
 	}
+}
+
+// OnSubscribe grants the presence topics of a SUBSCRIBE that the domain
+// allows (the user itself, or someone sharing a conversation with it) to
+// this connection; the ACL then refuses the others in the SUBACK, and
+// mochi sends the granted ones' current state (their retained message)
+// right after it. The domain's check reads the database: it is bounded by
+// the publish timeout.
+func (h *Hook) OnSubscribe(cl *mqtt.Client, pk packets.Packet) packets.Packet {
+	p, ok := h.registry.principal(cl)
+	if !ok {
+		return pk
+	}
+	for _, f := range pk.Filters {
+		r, err := topics.Parse(f.Filter)
+		if err != nil || r.Kind != topics.KindPresence || h.registry.presenceGranted(cl, r.UID) {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), h.timeout)
+		err = h.dom.SubscribePresence(ctx, p, r.UID)
+		cancel()
+		if err == nil {
+			h.registry.grantPresence(cl, r.UID)
+		} else if _, _, refused := refusal(err); !refused {
+			h.log.Warn("presence subscription", "uid", p.UID, "of", r.UID, "error", err)
+		}
+	}
+	return pk
 }
 
 // OnSubscribed records when a client has subscribed to its own inbox: from
@@ -219,7 +258,9 @@ func (h *Hook) inbox(cl *mqtt.Client, on bool) {
 // client's disconnect may come after the new one is established; each
 // client is counted on its own, so presence never blinks.
 func (h *Hook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
-	h.registry.remove(cl)
+	if uid, last := h.registry.remove(cl); last {
+		h.dom.UserOffline(uid)
+	}
 }
 
 // OnACLCheck implements mqtt.Hook. Subscriptions and deliveries (write is
@@ -232,7 +273,22 @@ func (h *Hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 		return true
 	}
 	p, ok := h.registry.principal(cl)
-	return ok && h.dom.MayReceive(p, topic)
+	if !ok {
+		return false
+	}
+	if uid, ok := presenceTopic(topic); ok {
+		return h.registry.presenceGranted(cl, uid)
+	}
+	return h.dom.MayReceive(p, topic)
+}
+
+// presenceTopic returns the uid of a presence topic im/p/{uid}.
+func presenceTopic(topic string) (int64, bool) {
+	if !strings.HasPrefix(topic, "im/p/") {
+		return 0, false
+	}
+	r, err := topics.Parse(topic)
+	return r.UID, err == nil && r.Kind == topics.KindPresence
 }
 
 // OnPublish stores a client's message through the domain before mochi

@@ -48,25 +48,39 @@ func (fakeChat) PublishTopic(context.Context, im.Principal, string, []byte) (im.
 	return im.Message{}, errors.New("not used")
 }
 
-// fakeDomain lets everyone receive their inbox and room 7, and counts who
-// became reachable.
+// fakeDomain lets everyone receive their inbox and room 7 and follow user
+// 9's presence, and counts who became reachable, online and offline.
 type fakeDomain struct {
 	mu        sync.Mutex
 	reachable map[int64]int
+	online    map[int64]int
+	offline   map[int64]int
 }
+
+func (*fakeDomain) SubscribePresence(_ context.Context, p im.Principal, uid int64) error {
+	if uid == 9 {
+		return nil
+	}
+	return &im.Error{Kind: im.ErrForbidden, Msg: "no"}
+}
+
+func (d *fakeDomain) count(m *map[int64]int, uid int64) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if *m == nil {
+		*m = map[int64]int{}
+	}
+	(*m)[uid]++
+}
+
+func (d *fakeDomain) UserOnline(uid int64)  { d.count(&d.online, uid) }
+func (d *fakeDomain) UserOffline(uid int64) { d.count(&d.offline, uid) }
 
 func (*fakeDomain) MayReceive(p im.Principal, topic string) bool {
 	return topic == room7 || topic == topics.Inbox(p.UID)
 }
 
-func (d *fakeDomain) UserReachable(uid int64) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.reachable == nil {
-		d.reachable = map[int64]int{}
-	}
-	d.reachable[uid]++
-}
+func (d *fakeDomain) UserReachable(uid int64) { d.count(&d.reachable, uid) }
 
 var room7 = topics.Room(7)
 
@@ -246,6 +260,34 @@ func TestRegistryPresence(t *testing.T) {
 	h.OnDisconnect(phone, nil, true) // mochi may report a takeover's old client late
 	if r.Online(5) || r.Reachable(5) || len(r.clientsOf(5)) != 0 {
 		t.Fatal("still online after every client left")
+	}
+	if h.dom.online[5] != 1 || h.dom.offline[5] != 1 {
+		t.Fatalf("told the domain online %d and offline %d times, want once each", h.dom.online[5], h.dom.offline[5])
+	}
+}
+
+// A presence topic is granted per connection, by the domain, at SUBSCRIBE;
+// one's own is always granted.
+func TestPresenceACL(t *testing.T) {
+	h := newTestHook(t)
+	cl, other := connect(t, h, 3, 3600), connect(t, h, 4, 3600)
+	sub := packets.Packet{Filters: packets.Subscriptions{{Filter: topics.Presence(9)}, {Filter: topics.Presence(8)}, {Filter: topics.Presence(3)}}}
+	h.OnSubscribe(cl, sub)
+	for _, tc := range []struct {
+		cl    *mqtt.Client
+		topic string
+		want  bool
+	}{
+		{cl, topics.Presence(9), true},     // allowed by the domain
+		{cl, topics.Presence(8), false},    // refused by the domain
+		{cl, topics.Presence(3), true},     // its own
+		{other, topics.Presence(9), false}, // granted to cl only
+		{other, topics.Presence(4), true},
+		{cl, "im/p/09", false},
+	} {
+		if got := h.OnACLCheck(tc.cl, tc.topic, false); got != tc.want {
+			t.Errorf("OnACLCheck(u%s, %s) = %v", tc.cl.ID, tc.topic, got)
+		}
 	}
 }
 

@@ -35,8 +35,9 @@ type conn struct {
 	p           im.Principal
 	expires     time.Time
 	established bool
-	inbox       bool        // subscribed to its user's inbox
-	timer       *time.Timer // disconnects it when its token expires
+	inbox       bool           // subscribed to its user's inbox
+	presence    map[int64]bool // presence topics it may receive, by uid
+	timer       *time.Timer    // disconnects it when its token expires
 }
 
 // userConns is a user's established clients.
@@ -71,25 +72,48 @@ func (r *Registry) principal(cl *mqtt.Client) (im.Principal, bool) {
 }
 
 // establish marks a client live, counts it for its user, and arms its
-// token-expiry disconnect.
-func (r *Registry) establish(cl *mqtt.Client) (im.Principal, bool) {
+// token-expiry disconnect. first reports that the user has just come
+// online (its first live client).
+func (r *Registry) establish(cl *mqtt.Client) (p im.Principal, first, ok bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	c, ok := r.clients[cl]
 	if !ok || c.established {
-		return im.Principal{}, false
+		return im.Principal{}, false, false
 	}
 	c.established = true
 	u := r.users[c.p.UID]
 	if u == nil {
 		u = &userConns{clients: make(map[*mqtt.Client]struct{})}
 		r.users[c.p.UID] = u
+		first = true
 	}
 	u.clients[cl] = struct{}{}
 	c.timer = time.AfterFunc(time.Until(c.expires), func() {
 		r.broker.Disconnect(cl, packets.ErrNotAuthorized) // the token expired: log in again
 	})
-	return c.p, true
+	return c.p, first, true
+}
+
+// grantPresence lets cl receive uid's presence topic.
+func (r *Registry) grantPresence(cl *mqtt.Client, uid int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if c, ok := r.clients[cl]; ok {
+		if c.presence == nil {
+			c.presence = make(map[int64]bool)
+		}
+		c.presence[uid] = true
+	}
+}
+
+// presenceGranted reports whether cl may receive uid's presence topic: its
+// own user's, or one granted to it.
+func (r *Registry) presenceGranted(cl *mqtt.Client, uid int64) bool {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	c, ok := r.clients[cl]
+	return ok && (c.p.UID == uid || c.presence[uid])
 }
 
 // setInbox records whether cl is subscribed to its user's inbox. It
@@ -112,20 +136,21 @@ func (r *Registry) setInbox(cl *mqtt.Client, on bool) (p im.Principal, nowReacha
 	return c.p, false
 }
 
-// remove forgets cl and reports whether it was established.
-func (r *Registry) remove(cl *mqtt.Client) (established bool) {
+// remove forgets cl. last reports that it was its user's last live
+// client: the user has gone offline.
+func (r *Registry) remove(cl *mqtt.Client) (uid int64, last bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	c, ok := r.clients[cl]
 	if !ok {
-		return false
+		return 0, false
 	}
 	delete(r.clients, cl)
 	if c.timer != nil {
 		c.timer.Stop()
 	}
 	if !c.established {
-		return false
+		return c.p.UID, false
 	}
 	u := r.users[c.p.UID]
 	delete(u.clients, cl)
@@ -134,8 +159,9 @@ func (r *Registry) remove(cl *mqtt.Client) (established bool) {
 	}
 	if len(u.clients) == 0 {
 		delete(r.users, c.p.UID)
+		return c.p.UID, true
 	}
-	return true
+	return c.p.UID, false
 }
 
 // Online implements im.Live.

@@ -15,6 +15,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/imserver/imserver/im"
+	"github.com/imserver/imserver/uploads"
 )
 
 // Tokens issues and verifies access tokens (implemented by *auth.Tokens).
@@ -35,6 +36,11 @@ type Options struct {
 	Log   *slog.Logger
 	// RequestTimeout bounds each request's work. Default 15s.
 	RequestTimeout time.Duration
+	// Uploads keeps uploaded files; nil disables POST /uploads.
+	Uploads *uploads.Store
+	// PublicURL is the server's URL as clients reach it (for the absolute
+	// URLs of uploads); "" takes each request's scheme and Host.
+	PublicURL string
 }
 
 // API is the REST API.
@@ -43,9 +49,11 @@ type API struct {
 	chat     *im.Chat
 	rooms    *im.Rooms
 	support  *im.Support
+	uploads  *uploads.Store
 	tokens   Tokens
 	log      *slog.Logger
 	timeout  time.Duration
+	public   string
 }
 
 // New returns the HTTP handler of the server: REST under /api/v1, /healthz,
@@ -53,7 +61,8 @@ type API struct {
 func New(o Options) http.Handler {
 	a := &API{
 		accounts: o.Domain.Accounts, chat: o.Domain.Chat, rooms: o.Domain.Rooms, support: o.Domain.Support,
-		tokens: o.Tokens, log: o.Log, timeout: o.RequestTimeout,
+		uploads: o.Uploads, tokens: o.Tokens, log: o.Log, timeout: o.RequestTimeout,
+		public: strings.TrimRight(o.PublicURL, "/"),
 	}
 	if a.log == nil {
 		a.log = slog.Default()
@@ -92,8 +101,10 @@ func New(o Options) http.Handler {
 	u.POST("/conversations/:conv/messages", a.handle(a.postMessage))
 	u.POST("/conversations/:conv/read", a.handle(a.markRead))
 	u.POST("/broadcasts", a.handle(a.broadcast))
+	u.GET("/users", a.handle(a.findUsers))
 	a.roomRoutes(u)
 	a.shopRoutes(u)
+	a.uploadRoutes(r, u)
 	return r
 }
 

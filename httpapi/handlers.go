@@ -46,6 +46,18 @@ func (a *API) me(c *gin.Context) (int, any, error) {
 	return answered(account(u, true))
 }
 
+func (a *API) findUsers(c *gin.Context) (int, any, error) {
+	users, err := a.accounts.Find(c.Request.Context(), c.Query("username"))
+	if err != nil {
+		return failed(err)
+	}
+	out := make([]wire.Account, len(users))
+	for i, u := range users {
+		out[i] = account(u, false)
+	}
+	return answered(out)
+}
+
 func (a *API) conversations(c *gin.Context) (int, any, error) {
 	convs, err := a.chat.Conversations(c.Request.Context(), principal(c))
 	if err != nil {

@@ -52,6 +52,14 @@ func rooms(rs []im.Room) []wire.Room {
 	return out
 }
 
+func publicRooms(rs []im.PublicRoom) []wire.PublicRoom {
+	out := make([]wire.PublicRoom, len(rs))
+	for i, r := range rs {
+		out[i] = wire.PublicRoom{RoomID: r.ID, Name: r.Name, Owner: r.Owner, Private: r.Private, Members: r.Members}
+	}
+	return out
+}
+
 func member(m im.RoomMember) wire.RoomMember {
 	return wire.RoomMember{UID: m.UID, Username: m.Username, Role: m.Role}
 }

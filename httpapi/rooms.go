@@ -10,6 +10,7 @@ import (
 func (a *API) roomRoutes(g *gin.RouterGroup) {
 	g.POST("/rooms", a.handle(a.createRoom))
 	g.GET("/rooms", a.handle(a.listRooms))
+	g.GET("/rooms/public", a.handle(a.publicRooms))
 	g.GET("/rooms/:room_id", a.handle(a.getRoom))
 	g.POST("/rooms/:room_id/join", a.handle(a.joinRoom))
 	g.POST("/rooms/:room_id/leave", a.handle(a.leaveRoom))
@@ -36,6 +37,18 @@ func (a *API) listRooms(c *gin.Context) (int, any, error) {
 		return failed(err)
 	}
 	return answered(rooms(rs))
+}
+
+func (a *API) publicRooms(c *gin.Context) (int, any, error) {
+	limit, err := intQuery(c, "limit")
+	if err != nil {
+		return failed(err)
+	}
+	rs, err := a.rooms.Public(c.Request.Context(), c.Query("q"), int(min(limit, 1000)))
+	if err != nil {
+		return failed(err)
+	}
+	return answered(publicRooms(rs))
 }
 
 func (a *API) getRoom(c *gin.Context) (int, any, error) {

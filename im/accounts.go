@@ -134,3 +134,22 @@ func (a *Accounts) EnsureAdmin(ctx context.Context, username, password string) (
 	}
 	return true, nil
 }
+
+// Find returns the user named username, compared case-insensitively, as a
+// list of at most one (GET /users?username=): empty if there is none.
+func (a *Accounts) Find(ctx context.Context, username string) ([]User, error) {
+	if username == "" {
+		return nil, errorf(ErrInvalid, "username is required")
+	}
+	if !validUsername(username) {
+		return []User{}, nil
+	}
+	u, err := a.store.UserByName(ctx, username)
+	if errors.Is(err, ErrNotFound) {
+		return []User{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("find user: %w", err)
+	}
+	return []User{u}, nil
+}

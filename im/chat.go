@@ -19,6 +19,7 @@ type Chat struct {
 	rooms    *Rooms
 	support  *Support
 	limiter  *limiter
+	typing   *typingThrottle
 }
 
 // PublishTopic handles an MQTT publish of payload by p to topic: it checks
@@ -34,6 +35,9 @@ func (ch *Chat) PublishTopic(ctx context.Context, p Principal, topic string, pay
 	route, err := topics.Parse(topic)
 	if err != nil {
 		return Message{}, errorf(ErrForbidden, "publishing to %q is not allowed", truncate(topic, 128))
+	}
+	if route.Kind == topics.KindTyping {
+		return Message{}, ch.Typing(ctx, p, payload)
 	}
 	msg, err := decodePublish(payload)
 	if err != nil {
@@ -252,4 +256,48 @@ func (ch *Chat) MarkRead(ctx context.Context, p Principal, conv string, seq int6
 		}
 	}
 	return pos, nil
+}
+
+// Typing forwards a typing notice of p ({"conv":…} published to
+// im/typing) to the others of the conversation: on their inboxes (single
+// chats; service conversations: the customer and the ticket's agent) or on
+// the room topic. Only participants may; at most one notice per second
+// per user and conversation is forwarded, the rest are dropped silently.
+// Nothing is stored.
+func (ch *Chat) Typing(ctx context.Context, p Principal, payload []byte) error {
+	var t wire.Typing
+	if err := json.Unmarshal(payload, &t); err != nil {
+		return errorf(ErrInvalid, "a typing notice is a JSON object {\"conv\":…}: %s", jsonProblem(err))
+	}
+	c, err := parseConv(t.Conv)
+	if err != nil {
+		return err
+	}
+	if !ch.typing.allow(p.UID, t.Conv) {
+		return nil
+	}
+	var targets []string
+	switch c.Kind {
+	case topics.ConvSingle:
+		if err := ch.canRead(ctx, p, c); err != nil {
+			return err
+		}
+		targets = []string{topics.Inbox(c.Other(p.UID))}
+	case topics.ConvRoom:
+		if err := ch.rooms.canRead(p, c.Room); err != nil {
+			return err
+		}
+		targets = []string{topics.Room(c.Room)}
+	case topics.ConvService:
+		if err := ch.support.canRead(ctx, p, c); err != nil {
+			return err
+		}
+		if targets, err = ch.support.typingTargets(ctx, p, c); err != nil {
+			return fmt.Errorf("typing in %s: %w", t.Conv, err)
+		}
+	default:
+		return errorf(ErrForbidden, "nobody types in %s", t.Conv)
+	}
+	ch.deliver(wire.TypingEvent{Event: wire.EventTyping, Conv: t.Conv, UID: p.UID}, targets...)
+	return nil
 }

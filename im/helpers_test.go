@@ -27,10 +27,29 @@ type published struct {
 	payload map[string]any
 }
 
-// recorder is an im.Publisher that keeps every delivery.
+// recorder is an im.Publisher that keeps every delivery and the retained
+// messages.
 type recorder struct {
-	mu   sync.Mutex
-	sent []published
+	mu       sync.Mutex
+	sent     []published
+	retained map[string]map[string]any
+}
+
+func (r *recorder) Retain(topic string, payload []byte) {
+	var v map[string]any
+	_ = json.Unmarshal(payload, &v)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.retained == nil {
+		r.retained = map[string]map[string]any{}
+	}
+	r.retained[topic] = v
+}
+
+func (r *recorder) retainedOn(topic string) map[string]any {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.retained[topic]
 }
 
 func (r *recorder) Publish(topic string, payload []byte) error {

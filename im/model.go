@@ -33,6 +33,7 @@ type User struct {
 	Role         string
 	Status       string
 	CreatedAt    int64 // Unix milliseconds
+	LastSeen     int64 // when its last live connection closed, Unix milliseconds; 0 if never
 }
 
 // Principal is an authenticated caller, as proven by an access token.
@@ -115,3 +116,17 @@ type ReadPosition struct {
 
 // Unread is how many messages of the conversation the user has not read.
 func (r ReadPosition) Unread() int64 { return r.LastSeq - r.ReadSeq }
+
+// Upload is a file a user uploaded (POST /uploads). Its id is its
+// capability: 128 random bits, in hex, in its URL. ContentType was sniffed
+// from its bytes; Width and Height are set for images.
+type Upload struct {
+	ID          string
+	Owner       int64
+	Name        string
+	Size        int64
+	ContentType string
+	Width       int
+	Height      int
+	CreatedAt   int64 // Unix milliseconds
+}

@@ -62,3 +62,49 @@ func (l *limiter) prune(now time.Time) {
 		}
 	}
 }
+
+// typingThrottle lets one typing notice a second through per user and
+// conversation.
+type typingThrottle struct {
+	now func() time.Time
+
+	mu   sync.Mutex
+	last map[typingKey]time.Time
+}
+
+type typingKey struct {
+	uid  int64
+	conv string
+}
+
+// typingInterval is the least time between two forwarded notices of one
+// user in one conversation.
+const typingInterval = time.Second
+
+func newTypingThrottle(now func() time.Time) *typingThrottle {
+	return &typingThrottle{now: now, last: make(map[typingKey]time.Time)}
+}
+
+// allow reports whether a notice of uid in conv may go now, and if so
+// counts it.
+func (t *typingThrottle) allow(uid int64, conv string) bool {
+	now := t.now()
+	k := typingKey{uid, conv}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if last, ok := t.last[k]; ok && now.Sub(last) < typingInterval {
+		return false
+	}
+	if len(t.last) >= 100_000 {
+		for k, last := range t.last { // forget what no longer throttles
+			if now.Sub(last) >= typingInterval {
+				delete(t.last, k)
+			}
+		}
+		if len(t.last) >= 100_000 {
+			clear(t.last) // 100,000 in the last second: start over
+		}
+	}
+	t.last[k] = now
+	return true
+}

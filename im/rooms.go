@@ -73,6 +73,40 @@ func newRooms(ctx context.Context, c *core, store RoomStore, accounts *Accounts)
 	return &Rooms{core: c, store: store, accounts: accounts, cache: cache}, nil
 }
 
+// PublicRoom is a public room and how many members it has.
+type PublicRoom struct {
+	Room
+	Members int64
+}
+
+// Limits of GET /rooms/public.
+const (
+	defPublicRooms = 50
+	maxPublicRooms = 200
+	maxRoomQuery   = 64
+)
+
+// Public lists the public rooms whose name contains q, case-insensitively,
+// most members first (GET /rooms/public). limit 0 is the default.
+func (r *Rooms) Public(ctx context.Context, q string, limit int) ([]PublicRoom, error) {
+	switch {
+	case limit < 0:
+		return nil, errorf(ErrInvalid, "limit must be positive")
+	case limit == 0:
+		limit = defPublicRooms
+	case limit > maxPublicRooms:
+		limit = maxPublicRooms
+	}
+	if utf8.RuneCountInString(q) > maxRoomQuery {
+		return nil, errorf(ErrInvalid, "q is longer than %d characters", maxRoomQuery)
+	}
+	rooms, err := r.store.PublicRooms(ctx, strings.TrimSpace(q), limit)
+	if err != nil {
+		return nil, fmt.Errorf("public rooms: %w", err)
+	}
+	return rooms, nil
+}
+
 // Departure is what leaving or removing a member did: who is no longer a
 // member and the room's owner afterwards (0 when the room was deleted
 // because its last member left).

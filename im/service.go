@@ -28,11 +28,17 @@ type Store interface {
 	MessageStore
 	RoomStore
 	SupportStore
+	PresenceStore
 }
 
-// Publisher delivers a payload to every subscriber of an MQTT topic.
+// Publisher delivers payloads to MQTT topics.
 type Publisher interface {
+	// Publish delivers payload to every subscriber of topic.
 	Publish(topic string, payload []byte) error
+	// Retain keeps payload as topic's retained message: a client that
+	// subscribes to topic gets it right after its SUBACK. It delivers
+	// nothing now.
+	Retain(topic string, payload []byte)
 }
 
 // Live answers for users' live MQTT connections. The registry of
@@ -82,6 +88,7 @@ type Service struct {
 	Chat     *Chat
 	Rooms    *Rooms
 	Support  *Support
+	Presence *Presence
 
 	core *core
 }
@@ -98,12 +105,13 @@ func New(ctx context.Context, o Options) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	presence := newPresence(c, o.Store)
 	d := &dispatcher{core: c, store: o.Store, accounts: accounts}
-	support := &Support{core: c, store: o.Store, accounts: accounts, dispatch: d}
+	support := &Support{core: c, store: o.Store, accounts: accounts, dispatch: d, presence: presence}
 	chat := &Chat{core: c, store: o.Store, accounts: accounts, rooms: rooms, support: support,
-		limiter: newLimiter(o.PublishRate, o.PublishBurst, c.now)}
+		limiter: newLimiter(o.PublishRate, o.PublishBurst, c.now), typing: newTypingThrottle(c.now)}
 	c.work.start()
-	return &Service{Accounts: accounts, Chat: chat, Rooms: rooms, Support: support, core: c}, nil
+	return &Service{Accounts: accounts, Chat: chat, Rooms: rooms, Support: support, Presence: presence, core: c}, nil
 }
 
 // Close stops taking background work and waits, until ctx ends, for what
@@ -128,10 +136,24 @@ func (s *Service) MayReceive(p Principal, topic string) bool {
 	case topics.KindRoom:
 		return s.Rooms.mayReceive(p, r.Room)
 	}
-	return false
+	return false // presence topics are granted per subscription (see Presence.Subscribe)
 }
 
 // UserReachable tells the domain that uid has become reachable (its first
 // live connection subscribed to its inbox). The queues of the shops it is
 // an agent of drain to it, in the background.
 func (s *Service) UserReachable(uid int64) { s.Support.dispatch.agentReachable(uid) }
+
+// SubscribePresence checks that p may follow uid's presence and makes its
+// current state the topic's retained message (see Presence.Subscribe).
+func (s *Service) SubscribePresence(ctx context.Context, p Principal, uid int64) error {
+	return s.Presence.Subscribe(ctx, p, uid)
+}
+
+// UserOnline tells the domain that uid's first live connection is
+// established; UserOffline that its last one closed. Presence subscribers
+// hear of it, in the background.
+func (s *Service) UserOnline(uid int64) { s.Presence.changed(uid, 0) }
+
+// UserOffline: see UserOnline.
+func (s *Service) UserOffline(uid int64) { s.Presence.changed(uid, s.core.nowMillis()) }

@@ -60,6 +60,21 @@ type RoomStore interface {
 	// RoomMemberships calls fn for every member of every room, and once
 	// with uid 0 for a room without members.
 	RoomMemberships(ctx context.Context, fn func(room, uid int64)) error
+	// PublicRooms lists public rooms whose name contains q
+	// (case-insensitive; "" for all), most members first.
+	PublicRooms(ctx context.Context, q string, limit int) ([]PublicRoom, error)
+}
+
+// PresenceStore keeps what presence needs beyond the user's row.
+type PresenceStore interface {
+	// SetLastSeen records when uid's last live connection closed (it
+	// never goes back in time).
+	SetLastSeen(ctx context.Context, uid, at int64) error
+	// SharesConversation reports whether a and b take part in a
+	// conversation together: a single chat with at least one message, a
+	// room, or a service conversation (its customer and the shop's
+	// agents).
+	SharesConversation(ctx context.Context, a, b int64) (bool, error)
 }
 
 // SupportStore keeps shops, their agents and customer-service tickets.
@@ -141,4 +156,13 @@ type SupportTx interface {
 	// a backlog it was already sent. It records that the agent has now
 	// been sent everything up to the ticket's last message.
 	Unseen(ctx context.Context, ticket, agent int64) ([]Message, error)
+}
+
+// UploadStore keeps what is known of uploaded files (their bytes are kept
+// by package uploads).
+type UploadStore interface {
+	// CreateUpload records an upload.
+	CreateUpload(ctx context.Context, u Upload) error
+	// Upload finds an upload by id, or ErrNotFound.
+	Upload(ctx context.Context, id string) (Upload, error)
 }

@@ -69,6 +69,7 @@ type Support struct {
 	store    SupportStore
 	accounts *Accounts
 	dispatch *dispatcher
+	presence *Presence
 }
 
 // Limits of shop settings.
@@ -337,8 +338,8 @@ func (s *Support) Tickets(ctx context.Context, p Principal, shop int64, status s
 	return out, nil
 }
 
-// SetStatus records p's online/away choice. An away agent gets no new
-// tickets; coming back drains its shops' queues.
+// SetStatus records p's online/away choice, which its presence shows. An
+// away agent gets no new tickets; coming back drains its shops' queues.
 func (s *Support) SetStatus(ctx context.Context, p Principal, status string) error {
 	if status != StatusOnline && status != StatusAway {
 		return errorf(ErrInvalid, "status must be online or away")
@@ -346,6 +347,7 @@ func (s *Support) SetStatus(ctx context.Context, p Principal, status string) err
 	if err := s.store.SetUserStatus(ctx, p.UID, status); err != nil {
 		return fmt.Errorf("set status: %w", err)
 	}
+	s.presence.changed(p.UID, 0)
 	if status == StatusOnline {
 		s.dispatch.drainAgentShops(ctx, p.UID)
 	}
@@ -433,6 +435,20 @@ func (s *Support) readEvent(ctx context.Context, p Principal, c topics.Conv, ev 
 	if ok && t.Agent != 0 {
 		s.deliver(ev, topics.Inbox(t.Agent))
 	}
+}
+
+// typingTargets returns who hears that p types in a service
+// conversation: the current ticket's agent when the customer types, the
+// customer when an agent does.
+func (s *Support) typingTargets(ctx context.Context, p Principal, c topics.Conv) ([]string, error) {
+	if p.UID != c.Customer {
+		return []string{topics.Inbox(c.Customer)}, nil
+	}
+	t, ok, err := s.store.CurrentTicket(ctx, c.Shop, c.Customer)
+	if err != nil || !ok || t.Agent == 0 {
+		return nil, err
+	}
+	return []string{topics.Inbox(t.Agent)}, nil
 }
 
 func jsonString(s string) (json.RawMessage, error) {

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/jmoiron/sqlx"
 
@@ -218,4 +219,32 @@ func (s *Store) RoomMemberships(ctx context.Context, fn func(room, uid int64)) e
 		return fmt.Errorf("room memberships: %w", mapErr(err))
 	}
 	return nil
+}
+
+// PublicRooms implements im.RoomStore.
+func (s *Store) PublicRooms(ctx context.Context, q string, limit int) ([]im.PublicRoom, error) {
+	var rows []struct {
+		roomRow
+		Members int64 `db:"members"`
+	}
+	err := s.r.SelectContext(ctx, &rows, s.r.Rebind(`
+		SELECT r.room_id, r.name, r.owner, r.private, r.created_at, COUNT(m.uid) AS members
+		FROM rooms r JOIN room_members m ON m.room_id = r.room_id
+		WHERE NOT r.private AND LOWER(r.name) LIKE ? ESCAPE '\'
+		GROUP BY r.room_id, r.name, r.owner, r.private, r.created_at
+		ORDER BY members DESC, r.room_id
+		LIMIT ?`), "%"+likeEscape(strings.ToLower(q))+"%", limit)
+	if err != nil {
+		return nil, fmt.Errorf("public rooms: %w", mapErr(err))
+	}
+	out := make([]im.PublicRoom, len(rows))
+	for i, r := range rows {
+		out[i] = im.PublicRoom{Room: r.room(), Members: r.Members}
+	}
+	return out, nil
+}
+
+// likeEscape escapes LIKE's wildcards (with \, the ESCAPE character).
+func likeEscape(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
 }

@@ -15,13 +15,14 @@ type userRow struct {
 	Role         string `db:"role"`
 	Status       string `db:"status"`
 	CreatedAt    int64  `db:"created_at"`
+	LastSeen     int64  `db:"last_seen"`
 }
 
 func (r userRow) user() im.User {
-	return im.User{UID: r.UID, Username: r.Username, PasswordHash: r.PasswordHash, Role: r.Role, Status: r.Status, CreatedAt: r.CreatedAt}
+	return im.User{UID: r.UID, Username: r.Username, PasswordHash: r.PasswordHash, Role: r.Role, Status: r.Status, CreatedAt: r.CreatedAt, LastSeen: r.LastSeen}
 }
 
-const userColumns = `uid, username, password_hash, role, status, created_at`
+const userColumns = `uid, username, password_hash, role, status, created_at, last_seen`
 
 // CreateUser implements im.UserStore.
 func (s *Store) CreateUser(ctx context.Context, u im.User) (im.User, error) {

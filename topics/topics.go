@@ -18,6 +18,11 @@ const Broadcast = "im/sys/broadcast"
 // SysConv is the conversation id of system broadcasts.
 const SysConv = "sys"
 
+// Typing is the topic clients publish typing notices to (PROTOCOL.md §7).
+// Nobody subscribes to it: notices reach the others of a conversation on
+// their inboxes or the room topic.
+const Typing = "im/typing"
+
 // ErrInvalid is returned when a topic or a conversation id is not one of the
 // shapes of the contract.
 var ErrInvalid = errors.New("not a valid topic or conversation id")
@@ -30,6 +35,9 @@ func Room(id int64) string { return "im/r/" + strconv.FormatInt(id, 10) }
 
 // Shop returns the topic customers publish to, im/s/{shop_id}.
 func Shop(id int64) string { return "im/s/" + strconv.FormatInt(id, 10) }
+
+// Presence returns the topic of a user's presence, im/p/{uid}.
+func Presence(uid int64) string { return "im/p/" + strconv.FormatInt(uid, 10) }
 
 // ShopReply returns the topic agents reply on, im/s/{shop_id}/u/{customer_uid}.
 func ShopReply(shop, customer int64) string {
@@ -47,12 +55,14 @@ const (
 	KindShop           // im/s/{shop_id}
 	KindShopReply      // im/s/{shop_id}/u/{customer_uid}
 	KindBroadcast      // im/sys/broadcast
+	KindPresence       // im/p/{uid}
+	KindTyping         // im/typing
 )
 
 // Route is a parsed topic.
 type Route struct {
 	Kind     Kind
-	UID      int64 // KindInbox: the inbox owner
+	UID      int64 // KindInbox: the inbox owner; KindPresence: whose presence
 	Room     int64 // KindRoom
 	Shop     int64 // KindShop, KindShopReply
 	Customer int64 // KindShopReply
@@ -71,6 +81,10 @@ func (r Route) String() string {
 		return ShopReply(r.Shop, r.Customer)
 	case KindBroadcast:
 		return Broadcast
+	case KindPresence:
+		return Presence(r.UID)
+	case KindTyping:
+		return Typing
 	}
 	return ""
 }
@@ -82,14 +96,21 @@ func Parse(topic string) (Route, error) {
 	if !ok {
 		return Route{}, fmt.Errorf("%w: %q", ErrInvalid, topic)
 	}
-	if rest == "sys/broadcast" {
+	switch rest {
+	case "sys/broadcast":
 		return Route{Kind: KindBroadcast}, nil
+	case "typing":
+		return Route{Kind: KindTyping}, nil
 	}
 	parts := strings.Split(rest, "/")
 	switch {
 	case len(parts) == 2 && parts[0] == "u":
 		if uid, ok := parseID(parts[1]); ok {
 			return Route{Kind: KindInbox, UID: uid}, nil
+		}
+	case len(parts) == 2 && parts[0] == "p":
+		if uid, ok := parseID(parts[1]); ok {
+			return Route{Kind: KindPresence, UID: uid}, nil
 		}
 	case len(parts) == 2 && parts[0] == "r":
 		if id, ok := parseID(parts[1]); ok {

@@ -42,3 +42,14 @@ type ReadState struct {
 	LastSeq int64  `json:"last_seq"`
 	Unread  int64  `json:"unread"`
 }
+
+// Upload is the answer of POST /uploads. URL is absolute and unguessable;
+// Width and Height are set for images.
+type Upload struct {
+	URL         string `json:"url"`
+	Name        string `json:"name"`
+	Size        int64  `json:"size"`
+	ContentType string `json:"content_type"`
+	Width       int    `json:"width,omitempty"`
+	Height      int    `json:"height,omitempty"`
+}

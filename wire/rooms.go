@@ -52,3 +52,13 @@ type Left struct {
 	Action string `json:"action"` // ActionLeft or ActionRemoved
 	Owner  int64  `json:"owner"`
 }
+
+// PublicRoom is one row of GET /rooms/public: a public room and how many
+// members it has.
+type PublicRoom struct {
+	RoomID  int64  `json:"room_id"`
+	Name    string `json:"name"`
+	Owner   int64  `json:"owner"`
+	Private bool   `json:"private"` // always false
+	Members int64  `json:"members"`
+}

@@ -88,6 +88,8 @@ const (
 	EventCSTransferred = "cs_transferred"
 	EventCSClosed      = "cs_closed"
 	EventRoomMember    = "room_member"
+	EventPresence      = "presence"
+	EventTyping        = "typing"
 )
 
 // Error codes of the error event.
@@ -139,6 +141,29 @@ type RoomMemberEvent struct {
 	Room   int64  `json:"room"`
 	UID    int64  `json:"uid"`
 	Action string `json:"action"`
+}
+
+// PresenceEvent is a user's presence on im/p/{uid}: sent at once on
+// SUBSCRIBE, then on every change (PROTOCOL.md §7). LastSeen is when the
+// user's last live connection closed (Unix milliseconds; 0 if never).
+type PresenceEvent struct {
+	Event    string `json:"event"` // "presence"
+	UID      int64  `json:"uid"`
+	Online   bool   `json:"online"`
+	Status   string `json:"status"` // "online" or "away"
+	LastSeen int64  `json:"last_seen"`
+}
+
+// Typing is what a client publishes to im/typing.
+type Typing struct {
+	Conv string `json:"conv"`
+}
+
+// TypingEvent tells the others of a conversation that uid is typing.
+type TypingEvent struct {
+	Event string `json:"event"` // "typing"
+	Conv  string `json:"conv"`
+	UID   int64  `json:"uid"`
 }
 
 // Inbound is anything that arrives on a subscribed topic: either a message

@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
+	"net/url"
 	"os"
 	"os/signal"
 	"strconv"
@@ -52,9 +54,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (a
 		return def
 	}
 	var (
-		def                            = app.DefaultConfig()
-		cfg                            app.Config
-		ttl, rate, burst, origins, lvl string
+		def                                       = app.DefaultConfig()
+		cfg                                       app.Config
+		ttl, rate, burst, origins, lvl, uploadMax string
 	)
 	fs := flag.NewFlagSet("imserver", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -65,6 +67,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (a
 	fs.StringVar(&rate, "publish-rate", env("IM_PUBLISH_RATE", strconv.FormatFloat(def.PublishRate, 'g', -1, 64)), "messages per second one user may send; 0 = unlimited [IM_PUBLISH_RATE]")
 	fs.StringVar(&burst, "publish-burst", env("IM_PUBLISH_BURST", strconv.Itoa(def.PublishBurst)), "burst allowed above publish-rate [IM_PUBLISH_BURST]")
 	fs.StringVar(&origins, "ws-origins", env("IM_WS_ORIGINS", strings.Join(def.WSOrigins, ",")), "comma-separated browser origins allowed on /mqtt; * = all [IM_WS_ORIGINS]")
+	fs.StringVar(&cfg.UploadDir, "upload-dir", env("IM_UPLOAD_DIR", ""), "directory of uploaded files (default: uploads next to the SQLite file, data/uploads with PostgreSQL) [IM_UPLOAD_DIR]")
+	fs.StringVar(&uploadMax, "upload-max", env("IM_UPLOAD_MAX", strconv.FormatInt(def.UploadMax, 10)), "largest upload in bytes (suffixes KiB, MiB, GiB) [IM_UPLOAD_MAX]")
+	fs.StringVar(&cfg.PublicURL, "public-url", env("IM_PUBLIC_URL", ""), "the server's URL as clients reach it, e.g. https://chat.example.com (default: each request's) [IM_PUBLIC_URL]")
 	fs.StringVar(&lvl, "log-level", env("IM_LOG_LEVEL", "info"), "debug, info, warn or error [IM_LOG_LEVEL]")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: imserver [flags]\n\nSecrets are read from the environment only: IM_JWT_SECRET, IM_ADMIN_USERNAME, IM_ADMIN_PASSWORD.\n\nFlags:")
@@ -86,6 +91,14 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (a
 	if cfg.PublishBurst, err = strconv.Atoi(burst); err != nil || cfg.PublishBurst < 0 {
 		return cfg, 0, fmt.Errorf("publish-burst %q: want an integer ≥ 0", burst)
 	}
+	if cfg.UploadMax, err = parseSize(uploadMax); err != nil || cfg.UploadMax <= 0 {
+		return cfg, 0, fmt.Errorf("upload-max %q: want a positive size such as 10MiB", uploadMax)
+	}
+	if cfg.PublicURL != "" {
+		if u, err := url.Parse(cfg.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return cfg, 0, fmt.Errorf("public-url %q: want http(s)://host[:port]", cfg.PublicURL)
+		}
+	}
 	for _, o := range strings.Split(origins, ",") {
 		if o = strings.TrimSpace(o); o != "" {
 			cfg.WSOrigins = append(cfg.WSOrigins, o)
@@ -99,4 +112,21 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (a
 	cfg.AdminUsername = env("IM_ADMIN_USERNAME", def.AdminUsername)
 	cfg.AdminPassword = getenv("IM_ADMIN_PASSWORD")
 	return cfg, level, nil
+}
+
+// parseSize parses a size in bytes, with an optional suffix KiB, MiB or
+// GiB.
+func parseSize(s string) (int64, error) {
+	mult := int64(1)
+	for suffix, m := range map[string]int64{"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30} {
+		if rest, ok := strings.CutSuffix(s, suffix); ok {
+			s, mult = strings.TrimSpace(rest), m
+			break
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n > math.MaxInt64/mult {
+		return 0, fmt.Errorf("bad size %q", s)
+	}
+	return n * mult, nil
 }

@@ -58,7 +58,9 @@ type Options struct {
 	PublishBurst int
 	// DBURL reuses a database (to restart a server on the same data).
 	DBURL string
-	Log   *slog.Logger
+	// UploadMax is the upload size limit; 0 is the server's default.
+	UploadMax int64
+	Log       *slog.Logger
 }
 
 // AdminPassword is the admin password of every test server.
@@ -97,6 +99,8 @@ func Start(t testing.TB, o Options) *Server {
 		TokenTTL:      time.Hour,
 		PublishRate:   o.PublishRate,
 		PublishBurst:  o.PublishBurst,
+		UploadDir:     filepath.Join(t.TempDir(), "uploads"),
+		UploadMax:     o.UploadMax,
 		HTTPListener:  httpLn,
 		MQTTListener:  mqttLn,
 		Passwords:     auth.Argon2{Memory: 1024, Time: 1, Threads: 1}, // real argon2id, test-sized
