@@ -116,7 +116,23 @@ func (b *Browser) newPage(name, base string, size [2]int64) *Page {
 	ctx, cancel := chromedp.NewContext(b.ctx, chromedp.WithNewBrowserContext())
 	b.t.Cleanup(cancel)
 	p := &Page{t: b.t, name: name, ctx: ctx, base: base}
-	err := chromedp.Listen(ctx, func(ev any) {
+	p.watch()
+
+	viewport := chromedp.EmulateViewport(size[0], size[1])
+	if size[0] < 600 {
+		viewport = chromedp.EmulateViewport(size[0], size[1], chromedp.EmulateScale(2), chromedp.EmulateMobile)
+	}
+	if err := chromedp.Do(ctx, viewport); err != nil {
+		b.t.Fatalf("%s: set viewport: %v", name, err)
+	}
+	b.t.Cleanup(func() { p.checkConsole() })
+	return p
+}
+
+// watch records the tab's console errors and uncaught exceptions.
+func (p *Page) watch() {
+	p.t.Helper()
+	err := chromedp.Listen(p.ctx, func(ev any) {
 		switch ev := ev.(type) {
 		case *runtime.EventConsoleAPICalled:
 			if ev.Type == runtime.ConsoleAPICalledTypeError || ev.Type == runtime.ConsoleAPICalledTypeAssert {
@@ -144,17 +160,20 @@ func (b *Browser) newPage(name, base string, size [2]int64) *Page {
 		}
 	})
 	if err != nil {
-		b.t.Fatalf("%s: open a tab: %v", name, err)
+		p.t.Fatalf("%s: open a tab: %v", p.name, err)
 	}
-	viewport := chromedp.EmulateViewport(size[0], size[1])
-	if size[0] < 600 {
-		viewport = chromedp.EmulateViewport(size[0], size[1], chromedp.EmulateScale(2), chromedp.EmulateMobile)
-	}
-	if err := chromedp.Do(ctx, viewport); err != nil {
-		b.t.Fatalf("%s: set viewport: %v", name, err)
-	}
-	b.t.Cleanup(func() { p.checkConsole() })
-	return p
+}
+
+// newTab opens another tab in the same browser context (the same person's
+// second tab: it shares the page's storage).
+func (p *Page) newTab(name string) *Page {
+	p.t.Helper()
+	ctx, cancel := chromedp.NewContext(p.ctx)
+	p.t.Cleanup(cancel)
+	tab := &Page{t: p.t, name: name, ctx: ctx, base: p.base}
+	tab.watch()
+	p.t.Cleanup(func() { tab.checkConsole() })
+	return tab
 }
 
 func (p *Page) record(msg string) {

@@ -322,7 +322,9 @@ function FindRooms({ store, onDone }) {
   const [q, setQ] = useState("");
   const [results, setResults] = useState(/** @type {any[]|null} */ (null));
   const [error, setError] = useState("");
+  const [active, setActive] = useState(false); // search once the field is used
   useEffect(() => {
+    if (!active) return;
     let stop = false;
     const t = setTimeout(async () => {
       try {
@@ -339,7 +341,7 @@ function FindRooms({ store, onDone }) {
       stop = true;
       clearTimeout(t);
     };
-  }, [q]);
+  }, [q, active]);
   const join = async (/** @type {any} */ r) => {
     setError("");
     try {
@@ -353,7 +355,8 @@ function FindRooms({ store, onDone }) {
   return html`
     <section class="panel-section">
       <h3>Find public rooms</h3>
-      <input data-testid="room-search" type="search" placeholder="Search by name" value=${q} onInput=${(/** @type {any} */ e) => setQ(e.target.value)} aria-label="Search public rooms" />
+      <input data-testid="room-search" type="search" placeholder="Search by name" value=${q} onFocus=${() => setActive(true)}
+        onInput=${(/** @type {any} */ e) => { setActive(true); setQ(e.target.value); }} aria-label="Search public rooms" />
       ${error && html`<p class="form-error" role="alert">${error}</p>`}
       <ul class="results">
         ${(results || []).map(

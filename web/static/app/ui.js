@@ -57,6 +57,7 @@ export function AuthForm({ title, subtitle, onLogin, onRegister }) {
           html`<button class="btn" type="button" data-testid="auth-register" disabled=${busy}
             onClick=${() => run(onRegister)}>Create account</button>`}
         </div>
+        <div class="auth-foot"><${ConnectionBadge} state="offline" /><span class="muted small">Not signed in</span></div>
       </form>
     </main>
   `;
