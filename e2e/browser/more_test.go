@@ -83,7 +83,7 @@ func TestServerRestart(t *testing.T) {
 	if strings.Join(texts, "|") != strings.Join(want, "|") {
 		t.Errorf("alice shows %q, want %q", texts, want)
 	}
-	if got := pa.str(qa(convItem(conv))+".length"); got != "1" {
+	if got := pa.str(qa(convItem(conv)) + ".length"); got != "1" {
 		t.Errorf("the conversation is listed %s times", got)
 	}
 }
