@@ -40,7 +40,7 @@ func TestStartChatByUsername(t *testing.T) {
 	pa.signIn(alice)
 	pb.signIn(bob)
 	conv := pa.startChat(bob, alice)
-	if got := pa.str(q(convItem(conv) + " " + tid("conv-title")) + "?.textContent"); got != bob.Username {
+	if got := pa.str(q(convItem(conv)+" "+tid("conv-title")) + "?.textContent"); got != bob.Username {
 		t.Errorf("the chat is titled %q, want %q", got, bob.Username)
 	}
 	pa.typeText(tid("composer"), "found you")
