@@ -1,7 +1,7 @@
 // @ts-check
 // The chat app at /: conversation list, open conversation, rooms panel.
 import { html, useState, useEffect, useReducer } from "./lib.js";
-import { ConnectionBadge, Avatar, MessageList, Composer, TypingLine } from "./ui.js";
+import { ConnectionBadge, Avatar, MessageList, Composer, TypingLine, icons } from "./ui.js";
 import { shortTime, preview, ago } from "./format.js";
 import { describeError } from "./session.js";
 
@@ -11,6 +11,20 @@ import { describeError } from "./session.js";
 function useStore(store) {
   const [, bump] = useReducer((/** @type {number} */ n) => n + 1, 0);
   useEffect(() => store.subscribe(() => bump(0)), [store]);
+}
+
+const narrowQuery = "(max-width: 899px)";
+
+/** Whether the layout shows one pane at a time (phones). */
+function useNarrow() {
+  const [narrow, setNarrow] = useState(() => matchMedia(narrowQuery).matches);
+  useEffect(() => {
+    const m = matchMedia(narrowQuery);
+    const on = () => setNarrow(m.matches);
+    m.addEventListener("change", on);
+    return () => m.removeEventListener("change", on);
+  }, []);
+  return narrow;
 }
 
 /** The open conversation, from the URL hash (#/c/{conv}). */
@@ -49,19 +63,25 @@ export function ChatApp({ store, onLogout }) {
   }, [store]);
 
   const open = store.open;
+  const narrow = useNarrow();
+  // One rooms-open button is in the page at a time: the list's, or on a
+  // phone with a conversation open (the list hidden), the header's.
+  const headerRooms = narrow && !!open;
   return html`
     <div class=${`app ${open ? "has-open" : ""} ${panel ? "has-panel" : ""}`}>
-      <${Sidebar} store=${store} onLogout=${onLogout} onRooms=${() => setPanel(!panel)} />
+      <${Sidebar} store=${store} onLogout=${onLogout} onRooms=${() => setPanel(!panel)} roomsButton=${!headerRooms} />
       <section class="main">
-        ${open ? html`<${Conversation} key=${open} store=${store} conv=${open} onInfo=${() => setPanel(true)} />` : html`<${Welcome} store=${store} />`}
+        ${open
+          ? html`<${Conversation} key=${open} store=${store} conv=${open} onInfo=${() => setPanel(true)} roomsButton=${headerRooms} />`
+          : html`<${Welcome} store=${store} />`}
       </section>
       ${panel && html`<${RoomsPanel} store=${store} onClose=${() => setPanel(false)} />`}
     </div>
   `;
 }
 
-/** @param {{store: ChatStore, onLogout: () => void, onRooms: () => void}} props */
-function Sidebar({ store, onLogout, onRooms }) {
+/** @param {{store: ChatStore, onLogout: () => void, onRooms: () => void, roomsButton: boolean}} props */
+function Sidebar({ store, onLogout, onRooms, roomsButton }) {
   const list = store.list();
   const b = store.latestBroadcast();
   return html`
@@ -72,9 +92,7 @@ function Sidebar({ store, onLogout, onRooms }) {
           <strong>${store.me.username}</strong>
           <${ConnectionBadge} state=${store.state} />
         </div>
-        <button class="icon-btn" data-testid="rooms-open" title="Rooms" aria-label="Rooms" onClick=${onRooms}>
-          <svg viewBox="0 0 24 24" width="20" height="20" aria-hidden="true"><path fill="currentColor" d="M16 11a3 3 0 1 0-3-3 3 3 0 0 0 3 3m-8 0a3 3 0 1 0-3-3 3 3 0 0 0 3 3m0 2c-2.3 0-7 1.2-7 3.5V19h14v-2.5C15 14.2 10.3 13 8 13m8 0h-1a4.2 4.2 0 0 1 2 3.5V19h6v-2.5c0-2.3-4.7-3.5-7-3.5"/></svg>
-        </button>
+        <button class="icon-btn" data-testid=${roomsButton ? "rooms-open" : undefined} title="Rooms" aria-label="Rooms" onClick=${onRooms}>${roomsIcon}</button>
         <button class="icon-btn" data-testid="logout" title="Sign out" aria-label="Sign out" onClick=${onLogout}>
           <svg viewBox="0 0 24 24" width="20" height="20" aria-hidden="true"><path fill="currentColor" d="M10 17v-3H3v-4h7V7l5 5zm9-14H12v2h7v14h-7v2h7a2 2 0 0 0 2-2V5a2 2 0 0 0-2-2"/></svg>
         </button>
@@ -89,11 +107,13 @@ function Sidebar({ store, onLogout, onRooms }) {
   `;
 }
 
+const roomsIcon = html`<svg viewBox="0 0 24 24" width="20" height="20" aria-hidden="true"><path fill="currentColor" d="M16 11a3 3 0 1 0-3-3 3 3 0 0 0 3 3m-8 0a3 3 0 1 0-3-3 3 3 0 0 0 3 3m0 2c-2.3 0-7 1.2-7 3.5V19h14v-2.5C15 14.2 10.3 13 8 13m8 0h-1a4.2 4.2 0 0 1 2 3.5V19h6v-2.5c0-2.3-4.7-3.5-7-3.5"/></svg>`;
+
 /** The newest broadcast, on top of the list. @param {{env: any}} props */
 function Banner({ env }) {
   return html`
     <a class="banner" data-testid="broadcast" href="#/c/sys" data-seq=${env.seq}>
-      <span class="banner-icon" aria-hidden="true">📣</span>
+      <span class="banner-icon">${icons.megaphone}</span>
       <span class="banner-text">${preview(env)}</span>
     </a>
   `;
@@ -161,15 +181,15 @@ function ConvItem({ store, row, active }) {
 function Welcome({ store }) {
   return html`
     <div class="welcome">
-      <div class="welcome-art" aria-hidden="true">💬</div>
+      <div class="welcome-art" aria-hidden="true"><span class="brand-mark big"></span></div>
       <h2>Welcome, ${store.me.username}</h2>
       <p class="muted">Pick a conversation, start a chat with a username, or open Rooms to create and join group chats.</p>
     </div>
   `;
 }
 
-/** @param {{store: ChatStore, conv: string, onInfo: () => void}} props */
-function Conversation({ store, conv, onInfo }) {
+/** @param {{store: ChatStore, conv: string, onInfo: () => void, roomsButton: boolean}} props */
+function Conversation({ store, conv, onInfo, roomsButton }) {
   const row = store.convs.get(conv) || store._row(conv);
   const v = store.view(conv);
   const title = store.title(row);
@@ -188,7 +208,9 @@ function Conversation({ store, conv, onInfo }) {
         ${row.kind === "room" && html`<button class="link" onClick=${onInfo}>${memberCount(store, row.room)}</button>`}
         ${row.kind === "sys" && html`<span class="muted small">Announcements from the team</span>`}
       </div>
-      ${row.kind === "room" && html`<button class="icon-btn" onClick=${onInfo} title="Room info" aria-label="Room info">ⓘ</button>`}
+      ${roomsButton
+        ? html`<button class="icon-btn" data-testid="rooms-open" onClick=${onInfo} title="Rooms" aria-label="Rooms">${roomsIcon}</button>`
+        : row.kind === "room" && html`<button class="icon-btn" onClick=${onInfo} title="Room info" aria-label="Room info">${roomsIcon}</button>`}
     </header>
     <${MessageList}
       conv=${conv} msgs=${v.msgs} pending=${v.pending} me=${store.uid} peerRead=${peerRead}

@@ -72,11 +72,11 @@ export function preview(env) {
     case "text":
       return typeof env.body === "string" ? env.body : "";
     case "image":
-      return "📷 Photo";
+      return "Photo";
     case "file":
-      return `📎 ${(env.body && env.body.name) || "File"}`;
+      return `File: ${(env.body && env.body.name) || "file"}`;
     case "card":
-      return `🔗 ${(env.body && env.body.title) || "Card"}`;
+      return (env.body && env.body.title) || "Card";
   }
   return "Message";
 }

@@ -131,6 +131,8 @@ export class ChatStore {
     try {
       const rooms = await this.api.rooms();
       for (const r of rooms) this._addRoom(r, 0);
+      // Members lists are where usernames come from (envelopes carry uids).
+      for (const r of rooms.slice(0, 20)) this.loadMembers(r.room_id);
     } catch {
       // listed at the next refresh
     }

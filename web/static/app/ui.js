@@ -63,6 +63,15 @@ export function AuthForm({ title, subtitle, onLogin, onRegister }) {
   `;
 }
 
+/** Icons, inline SVG (emoji fonts are not everywhere). */
+export const icons = {
+  attach: html`<svg viewBox="0 0 24 24" width="22" height="22" aria-hidden="true"><path fill="currentColor" d="M16.5 6v11.5a4 4 0 0 1-8 0V5a2.5 2.5 0 0 1 5 0v10.5a1 1 0 0 1-2 0V6H10v9.5a2.5 2.5 0 0 0 5 0V5a4 4 0 0 0-8 0v12.5a5.5 5.5 0 0 0 11 0V6z"/></svg>`,
+  file: html`<svg viewBox="0 0 24 24" width="28" height="28" aria-hidden="true"><path fill="currentColor" d="M14 2H6a2 2 0 0 0-2 2v16a2 2 0 0 0 2 2h12a2 2 0 0 0 2-2V8zm-1 7V3.5L18.5 9zM8 13h8v1.5H8zm0 3h8v1.5H8z"/></svg>`,
+  megaphone: html`<svg viewBox="0 0 24 24" width="20" height="20" aria-hidden="true"><path fill="currentColor" d="M18 3v18l-6-4H8l1 4H6l-1-4a3 3 0 0 1-3-3v-4a3 3 0 0 1 3-3h7zm2 6.5a3 3 0 0 1 0 5z"/></svg>`,
+  clock: html`<svg viewBox="0 0 24 24" width="12" height="12" aria-hidden="true"><path fill="currentColor" d="M12 2a10 10 0 1 0 0 20 10 10 0 0 0 0-20m1 10.6 3.2 1.9-.8 1.3L11 13V7h2z"/></svg>`,
+  spinner: html`<svg class="spin" viewBox="0 0 24 24" width="22" height="22" aria-hidden="true"><path fill="currentColor" d="M12 2a10 10 0 1 0 10 10h-2.5A7.5 7.5 0 1 1 12 4.5z"/></svg>`,
+};
+
 const stateText = /** @type {Record<string,string>} */ ({
   online: "Online",
   reconnecting: "Reconnecting…",
@@ -82,7 +91,7 @@ export function ConnectionBadge({ state }) {
 export function Avatar({ name, id, size, kind }) {
   const h = hue(id ?? name);
   const cls = `avatar ${size || ""} ${kind ? "avatar-" + kind : ""}`;
-  return html`<span class=${cls} style=${`--h:${h}`} aria-hidden="true">${kind === "sys" ? "📣" : initials(name)}</span>`;
+  return html`<span class=${cls} style=${`--h:${h}`} aria-hidden="true">${kind === "sys" ? icons.megaphone : initials(name)}</span>`;
 }
 
 /** The body of a message: text, an image, a file link or a card. Never HTML. @param {{env: any}} props */
@@ -95,7 +104,7 @@ export function MessageBody({ env }) {
       const url = safeURL(b && b.url);
       if (!url) return html`<div class="body" data-testid="message-body"><em>Image</em></div>`;
       if (!sameOrigin(url)) {
-        return html`<div class="body" data-testid="message-body"><a href=${url} target="_blank" rel="noopener noreferrer">🖼 Image</a></div>`;
+        return html`<div class="body" data-testid="message-body"><a href=${url} target="_blank" rel="noopener noreferrer">Image (external link)</a></div>`;
       }
       const w = b.width > 0 ? b.width : undefined;
       const hgt = b.height > 0 ? b.height : undefined;
@@ -109,7 +118,7 @@ export function MessageBody({ env }) {
       const url = safeURL(b && b.url);
       const name = (b && typeof b.name === "string" && b.name) || "file";
       return html`<div class="body file" data-testid="message-body">
-        <span class="file-icon" aria-hidden="true">📄</span>
+        <span class="file-icon">${icons.file}</span>
         <span class="file-meta">
           ${url ? html`<a href=${url} target="_blank" rel="noopener noreferrer" download=${name}>${name}</a>` : html`<span>${name}</span>`}
           ${b && b.size >= 0 && html`<small class="muted">${bytes(b.size)}</small>`}
@@ -132,7 +141,7 @@ export function MessageBody({ env }) {
   return html`<div class="body" data-testid="message-body"><em>Unsupported message</em></div>`;
 }
 
-const statusIcon = /** @type {Record<string,string>} */ ({ pending: "🕓", sent: "✓", read: "✓✓", failed: "!" });
+const statusIcon = /** @type {Record<string,any>} */ ({ pending: icons.clock, sent: "✓", read: "✓✓", failed: "!" });
 const statusTitle = /** @type {Record<string,string>} */ ({ pending: "Sending…", sent: "Sent", read: "Read", failed: "Not sent" });
 
 /** @param {{state: string}} props */
@@ -283,7 +292,7 @@ export function Composer({ onSend, onFile, onTyping, disabled, placeholder, uplo
     <div class="composer">
       ${onFile &&
       html`<label class="icon-btn attach" title="Attach a file">
-        <span aria-hidden="true">${uploading ? "⏳" : "📎"}</span>
+        ${uploading ? icons.spinner : icons.attach}
         <input type="file" data-testid="attach" aria-label="Attach a file" onChange=${onPick} disabled=${disabled} />
       </label>`}
       <textarea ref=${ta} data-testid="composer" rows="1" placeholder=${placeholder || "Write a message"}
