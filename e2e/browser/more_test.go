@@ -44,7 +44,13 @@ func checkContiguous(t *testing.T, who string, seqs []int, n int) {
 // reconnects by itself and shows every message sent meanwhile exactly
 // once, in order, without a reload.
 func TestServerRestart(t *testing.T) {
-	srv := imtest.Start(t, imtest.Options{})
+	for _, engine := range imtest.Engines {
+		t.Run(string(engine), func(t *testing.T) { testServerRestart(t, engine) })
+	}
+}
+
+func testServerRestart(t *testing.T, engine imtest.Engine) {
+	srv := imtest.Start(t, imtest.Options{Engine: engine})
 	alice, bob := srv.Register(t, "alice"), srv.Register(t, "bob")
 	conv := single(alice, bob)
 	post(t, srv, bob, conv, "before 1")
@@ -63,7 +69,7 @@ func TestServerRestart(t *testing.T) {
 	pa.waitJS("reconnecting", q(tid("connection"))+"?.dataset.state === 'reconnecting'")
 	pa.shot("restart-reconnecting")
 
-	srv2 := imtest.Start(t, imtest.Options{DBURL: srv.DBURL, HTTPAddr: addr})
+	srv2 := imtest.Start(t, imtest.Options{Engine: engine, DBURL: srv.DBURL, HTTPAddr: addr})
 	var want []string
 	for i := 1; i <= 8; i++ {
 		s := fmt.Sprintf("meanwhile %d", i)

@@ -224,7 +224,9 @@ export class ChatStore {
     row.activity = Math.max(row.activity, env.ts || Date.now(), Date.now());
     this._notePeer(row, env);
     if (env.from === this.uid) {
+      // Sending moves the sender's own read position to the message.
       row.readSeq = Math.max(row.readSeq, env.seq);
+      row.unread = Math.max(0, row.lastSeq - row.readSeq);
     } else if (this.open === env.conv && this.visible) {
       this.markOpenRead();
     } else if (env.seq > row.readSeq) {
