@@ -69,6 +69,12 @@ func testServerRestart(t *testing.T, engine imtest.Engine) {
 	pa.waitJS("reconnecting", q(tid("connection"))+"?.dataset.state === 'reconnecting'")
 	pa.shot("restart-reconnecting")
 
+	// A message written while the server is down stays pending, then is
+	// sent once after the reconnect (same cid, stored once).
+	pa.typeText(tid("composer"), "written while down")
+	pa.pressEnter()
+	pa.waitJS("pending", msgWithText("written while down")+"?.querySelector('"+tid("message-status")+"')?.dataset.state === 'pending'")
+
 	srv2 := imtest.Start(t, imtest.Options{Engine: engine, DBURL: srv.DBURL, HTTPAddr: addr})
 	var want []string
 	for i := 1; i <= 8; i++ {
@@ -83,11 +89,28 @@ func testServerRestart(t *testing.T, engine imtest.Engine) {
 	pa.waitJS("live after reconnect", msgWithText("after"))
 	pa.disallow()
 
+	pa.waitJS("the pending one sent", msgWithText("written while down")+"?.dataset.seq")
 	seqs, texts := pa.shown()
-	checkContiguous(t, "alice", seqs, 11)
+	checkContiguous(t, "alice", seqs, 12)
+	// The one written while down was stored at the reconnect, somewhere
+	// among the others; the rest keep their order.
+	var others []string
+	down := 0
+	for _, s := range texts {
+		if s == "written while down" {
+			down++
+		} else {
+			others = append(others, s)
+		}
+	}
 	want = append(append([]string{"before 1", "before 2"}, want...), "after")
-	if strings.Join(texts, "|") != strings.Join(want, "|") {
-		t.Errorf("alice shows %q, want %q", texts, want)
+	if down != 1 || strings.Join(others, "|") != strings.Join(want, "|") {
+		t.Errorf("alice shows %q, want %q and \"written while down\" once", texts, want)
+	}
+	var stored []map[string]any
+	srv2.MustDo(t, "GET", "/api/v1/conversations/"+conv+"/messages?after_seq=0", bob.Token, nil, http.StatusOK, &stored)
+	if len(stored) != 12 {
+		t.Errorf("the server stored %d messages, want 12", len(stored))
 	}
 	if got := pa.str(qa(convItem(conv)) + ".length"); got != "1" {
 		t.Errorf("the conversation is listed %s times", got)
