@@ -24,6 +24,7 @@ import (
 	"github.com/imserver/imserver/im"
 	"github.com/imserver/imserver/store"
 	"github.com/imserver/imserver/uploads"
+	"github.com/imserver/imserver/web"
 )
 
 // Config is the server's configuration (PROTOCOL.md §1).
@@ -179,7 +180,7 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	a.http = &http.Server{
 		Handler: httpapi.New(httpapi.Options{
 			Domain: a.domain, Tokens: a.Tokens, MQTT: a.broker.WebSocket(), Ready: a.ready.Load, Log: a.log,
-			Uploads: files, PublicURL: cfg.PublicURL,
+			Uploads: files, PublicURL: cfg.PublicURL, Web: web.Handler(web.Options{Log: a.log}),
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,

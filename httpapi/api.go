@@ -31,6 +31,9 @@ type Options struct {
 	Tokens Tokens
 	// MQTT serves MQTT over WebSocket at /mqtt.
 	MQTT http.Handler
+	// Web serves every path outside /api/, /mqtt and /healthz (the web
+	// client); nil answers them with the JSON 404 of the API.
+	Web http.Handler
 	// Ready reports whether the server accepts HTTP and MQTT (GET /healthz).
 	Ready func() bool
 	Log   *slog.Logger
@@ -76,6 +79,10 @@ func New(o Options) http.Handler {
 	r.HandleMethodNotAllowed = false
 	r.Use(a.recoverer, a.accessLog)
 	r.NoRoute(func(c *gin.Context) {
+		if p := c.Request.URL.Path; o.Web != nil && !strings.HasPrefix(p, "/api/") && p != "/api" && p != "/mqtt" && p != "/healthz" {
+			o.Web.ServeHTTP(c.Writer, c.Request)
+			return
+		}
 		a.fail(c, apiError(im.ErrNotFound, "no such endpoint: "+c.Request.Method+" "+c.Request.URL.Path))
 	})
 

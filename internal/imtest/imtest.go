@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -48,6 +49,7 @@ type Server struct {
 	Admin    User
 	t        testing.TB
 	seq      atomic.Int64
+	stop     func()
 }
 
 // Options tweak a test server.
@@ -60,7 +62,10 @@ type Options struct {
 	DBURL string
 	// UploadMax is the upload size limit; 0 is the server's default.
 	UploadMax int64
-	Log       *slog.Logger
+	// HTTPAddr is the REST and WebSocket address, "127.0.0.1:0" by default;
+	// give a stopped server's HTTPAddr to restart it where clients expect it.
+	HTTPAddr string
+	Log      *slog.Logger
 }
 
 // AdminPassword is the admin password of every test server.
@@ -83,7 +88,10 @@ func Start(t testing.TB, o Options) *Server {
 	if o.Log == nil {
 		o.Log = testLogger(t)
 	}
-	httpLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if o.HTTPAddr == "" {
+		o.HTTPAddr = "127.0.0.1:0"
+	}
+	httpLn, err := net.Listen("tcp", o.HTTPAddr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,15 +121,20 @@ func Start(t testing.TB, o Options) *Server {
 		t.Fatalf("start server: %v", err)
 	}
 	s := &Server{App: a, URL: "http://" + a.HTTPAddr(), MQTTAddr: a.MQTTAddr(), WSURL: "ws://" + a.HTTPAddr() + "/mqtt", DBURL: o.DBURL, t: t}
-	t.Cleanup(func() {
+	s.stop = sync.OnceFunc(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		_ = a.Shutdown(ctx)
 		httpLn.Close()
 	})
+	t.Cleanup(s.stop)
 	s.Admin = s.Login(t, "admin", AdminPassword)
 	return s
 }
+
+// Close stops the server gracefully, before the test's cleanup does; its
+// HTTP address is free again when Close returns.
+func (s *Server) Close() { s.stop() }
 
 // testLogger logs warnings and errors through t (and everything with
 // IM_TEST_LOG=debug).

@@ -1,0 +1,95 @@
+package web
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+)
+
+// firstLoadBudget is the most the chat app may send, gzipped, before it
+// can show anything: the page, its stylesheet and icon, and every module
+// it imports.
+const firstLoadBudget = 300 << 10
+
+var (
+	htmlRef   = regexp.MustCompile(`(?:src|href)="([^"]+)"`)
+	importRef = regexp.MustCompile(`(?m)^\s*(?:import|export)\s[^;]*?from\s*"([^"]+)"|^\s*import\s*"([^"]+)"`)
+	cssRef    = regexp.MustCompile(`url\(\s*["']?([^"')]+)["']?\s*\)`)
+)
+
+// TestFirstLoadSize follows what / loads (the HTML's scripts, styles and
+// icons, each module's static imports, the stylesheet's url()s) through
+// the handler, sums the gzipped sizes, and fails over the budget.
+// Vendored files are single-file bundles: they import nothing.
+func TestFirstLoadSize(t *testing.T) {
+	h := Handler(Options{})
+	seen := map[string]int{}
+	var visit func(path string)
+	visit = func(path string) {
+		if _, ok := seen[path]; ok {
+			return
+		}
+		r, _ := http.NewRequest("GET", path, nil)
+		r.Header.Set("Accept-Encoding", "gzip")
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if w.Code != http.StatusOK {
+			t.Errorf("%s (loaded by the page): status %d", path, w.Code)
+			seen[path] = 0
+			return
+		}
+		seen[path] = w.Body.Len()
+		plain, _ := http.NewRequest("GET", path, nil)
+		pw := httptest.NewRecorder()
+		h.ServeHTTP(pw, plain)
+		src := pw.Body.String()
+		var refs []string
+		switch {
+		case path == "/":
+			for _, m := range htmlRef.FindAllStringSubmatch(src, -1) {
+				refs = append(refs, m[1])
+			}
+		case strings.HasSuffix(path, ".js") && !strings.HasPrefix(path, "/vendor/"):
+			for _, m := range importRef.FindAllStringSubmatch(src, -1) {
+				refs = append(refs, m[1]+m[2])
+			}
+		case strings.HasSuffix(path, ".css"):
+			for _, m := range cssRef.FindAllStringSubmatch(src, -1) {
+				refs = append(refs, m[1])
+			}
+		}
+		base, _ := url.Parse("http://x" + path)
+		for _, ref := range refs {
+			u, err := base.Parse(ref)
+			if err != nil || u.Host != "x" {
+				t.Errorf("%s refers to %q, not a path on this server", path, ref)
+				continue
+			}
+			visit(u.Path)
+		}
+	}
+	visit("/")
+	var total int
+	var paths []string
+	for p, n := range seen {
+		total += n
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	for _, p := range paths {
+		t.Logf("%7d  %s", seen[p], p)
+	}
+	t.Logf("%7d  total, gzipped (budget %d)", total, firstLoadBudget)
+	for _, want := range []string{"/app/main.js", "/sdk/imclient.js", "/vendor/mqtt@5.16.0/mqtt.esm.js", "/app/style.css"} {
+		if _, ok := seen[want]; !ok {
+			t.Errorf("the module graph walk missed %s", want)
+		}
+	}
+	if total > firstLoadBudget {
+		t.Errorf("the first load is %d bytes gzipped, over the budget of %d", total, firstLoadBudget)
+	}
+}
