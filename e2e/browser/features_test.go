@@ -77,7 +77,7 @@ func TestTypingAndPresence(t *testing.T) {
 	pa.waitGone(tid("typing")) // shown for 5 seconds
 
 	// Bob closes the page: he goes offline.
-	pb.open("/app/icon.svg")
+	pb.close()
 	pa.waitJS("bob offline", q(tid("presence"))+"?.dataset.online === 'false'")
 }
 

@@ -223,6 +223,15 @@ func (p *Page) run(what string, actions ...chromedp.Action[chromedp.Void]) {
 	}
 }
 
+// close closes the tab, as a user closing the page does.
+func (p *Page) close() {
+	p.t.Helper()
+	p.checkConsole()
+	if err := chromedp.Cancel(p.ctx); err != nil {
+		p.t.Fatalf("%s: close: %v", p.name, err)
+	}
+}
+
 // open navigates to path on the server.
 func (p *Page) open(path string) {
 	p.t.Helper()

@@ -223,6 +223,9 @@ export class ChatStore {
     if (!row.last || env.seq >= row.last.seq) row.last = env;
     row.activity = Math.max(row.activity, env.ts || Date.now(), Date.now());
     this._notePeer(row, env);
+    // Presence is refused until a single chat has a message: ask again
+    // (a no-op when already following).
+    if (this.open === env.conv && row.peer) this.client.watchPresence(row.peer);
     if (env.from === this.uid) {
       // Sending moves the sender's own read position to the message.
       row.readSeq = Math.max(row.readSeq, env.seq);
