@@ -30,12 +30,12 @@ func TestSafeName(t *testing.T) {
 func TestSniff(t *testing.T) {
 	for in, want := range map[string]string{
 		"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR": "image/png",
-		"<html><body>":                         "text/html",
-		"<?xml version=\"1.0\"?><svg>":         "image/svg+xml",
-		"<SVG xmlns=\"…\">":                    "image/svg+xml",
-		"GIF89a":                               "image/gif",
-		"hello":                                "text/plain",
-		"\x00\x01\x02":                         "application/octet-stream",
+		"<html><body>":                        "text/html",
+		"<?xml version=\"1.0\"?><svg>":        "image/svg+xml",
+		"<SVG xmlns=\"…\">":                   "image/svg+xml",
+		"GIF89a":                              "image/gif",
+		"hello":                               "text/plain",
+		"\x00\x01\x02":                        "application/octet-stream",
 	} {
 		if got := sniff([]byte(in)); got != want {
 			t.Errorf("sniff(%q) = %q, want %q", in, got, want)
