@@ -17,6 +17,9 @@ import (
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/imserver/imserver/internal/netguard"
+	"github.com/imserver/imserver/internal/throttle"
 )
 
 // Options configures a Broker. The zero value is usable: no TCP listener,
@@ -44,6 +47,18 @@ type Options struct {
 	// ReadBufferSize is each client's socket read buffer, in bytes.
 	// Default 1 KiB; see DefaultReadBufferSize.
 	ReadBufferSize int
+	// ConnectTimeout is how long a new connection (TCP or WebSocket) has
+	// to send its CONNECT; default DefaultConnectTimeout.
+	ConnectTimeout time.Duration
+	// ConnRate limits the new TCP connections accepted per second; 0 is
+	// unlimited. (WebSocket connections arrive through the HTTP listener,
+	// which has its own.)
+	ConnRate float64
+	// PendingPerIP limits the TCP connections one client address (an
+	// IPv6 /64) may have open that have not been answered a CONNACK yet;
+	// 0 is unlimited. TrustedProxies are exempt.
+	PendingPerIP   int
+	TrustedProxies *throttle.Proxies
 	Log            *slog.Logger
 }
 
@@ -91,6 +106,9 @@ func New(o Options) (*Broker, error) {
 	if o.ReadBufferSize <= 0 {
 		o.ReadBufferSize = DefaultReadBufferSize
 	}
+	if o.ConnectTimeout <= 0 {
+		o.ConnectTimeout = DefaultConnectTimeout
+	}
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumPacketSize = o.MaxPacketSize
 	caps.MaximumClientWritesPending = o.MaxPendingWrites
@@ -112,7 +130,7 @@ func New(o Options) (*Broker, error) {
 		Logger:                  o.Log.With("component", "mqtt"),
 	})
 	b := &Broker{srv: srv, log: o.Log}
-	b.ws = newWebSocket("ws", o.WriteTimeout, int64(o.MaxPacketSize)+16, o.AllowedOrigins)
+	b.ws = newWebSocket("ws", o.WriteTimeout, o.ConnectTimeout, int64(o.MaxPacketSize)+16, o.AllowedOrigins)
 	b.ws.closeClients = b.closeListenerClients
 	if err := srv.AddListener(b.ws); err != nil {
 		return nil, fmt.Errorf("websocket listener: %w", err)
@@ -125,8 +143,13 @@ func New(o Options) (*Broker, error) {
 		}
 	}
 	if ln != nil {
+		ln = netguard.Wrap(ln, netguard.Options{
+			Rate: o.ConnRate, PendingPerIP: o.PendingPerIP, Exempt: o.TrustedProxies, Name: "mqtt", Log: o.Log,
+		})
 		b.tcp = ln
-		if err := srv.AddListener(&tcpListener{id: "tcp", ln: ln, writeTimeout: o.WriteTimeout, closeClients: b.closeListenerClients}); err != nil {
+		if err := srv.AddListener(&tcpListener{
+			id: "tcp", ln: ln, writeTimeout: o.WriteTimeout, connectTimeout: o.ConnectTimeout, closeClients: b.closeListenerClients,
+		}); err != nil {
 			ln.Close()
 			return nil, fmt.Errorf("mqtt listener: %w", err)
 		}

@@ -23,12 +23,13 @@ import (
 // the MQTT CONNECT, not with cookies, so a foreign page gains nothing by
 // opening the socket. Options.AllowedOrigins narrows it.
 type WebSocket struct {
-	id           string
-	upgrader     websocket.Upgrader
-	writeTimeout time.Duration
-	readLimit    int64
-	closeClients func(id string) // the broker's; see Broker.closeListenerClients
-	log          *slog.Logger
+	id             string
+	upgrader       websocket.Upgrader
+	writeTimeout   time.Duration
+	connectTimeout time.Duration
+	readLimit      int64
+	closeClients   func(id string) // the broker's; see Broker.closeListenerClients
+	log            *slog.Logger
 
 	mu        sync.RWMutex
 	establish listeners.EstablishFn // set by Serve
@@ -39,8 +40,8 @@ type WebSocket struct {
 var _ listeners.Listener = (*WebSocket)(nil)
 var _ http.Handler = (*WebSocket)(nil)
 
-func newWebSocket(id string, writeTimeout time.Duration, readLimit int64, origins []string) *WebSocket {
-	ws := &WebSocket{id: id, writeTimeout: writeTimeout, readLimit: readLimit, done: make(chan struct{})}
+func newWebSocket(id string, writeTimeout, connectTimeout time.Duration, readLimit int64, origins []string) *WebSocket {
+	ws := &WebSocket{id: id, writeTimeout: writeTimeout, connectTimeout: connectTimeout, readLimit: readLimit, done: make(chan struct{})}
 	ws.upgrader = websocket.Upgrader{
 		Subprotocols:    []string{"mqtt", "mqttv3.1"},
 		ReadBufferSize:  wsReadBufferSize,
@@ -119,7 +120,10 @@ func (l *WebSocket) Close(_ listeners.CloseFn) {
 const wsReadBufferSize = 1024
 
 // ServeHTTP upgrades the request to a WebSocket (subprotocol mqtt) and
-// starts an MQTT session over it. It returns once the session has started,
+// starts an MQTT session over it. As over TCP, the client must send a
+// CONNECT of at most MaxConnectSize within the connect timeout, read here
+// before mochi sees the connection, and until the broker answers it the
+// HTTP connection stays pending for netguard. It returns once the session has started,
 // without waiting for it to end: the connection belongs to the broker from
 // then on, and the HTTP server's goroutine (whose stack the router grew)
 // and its per-connection buffers are let go instead of being held for as
@@ -145,10 +149,17 @@ func (l *WebSocket) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c.SetReadLimit(l.readLimit)
 	conn := &wsConn{Conn: c.UnderlyingConn(), ws: c, writeTimeout: l.writeTimeout}
 	go func() {
-		if err := establish(l.id, conn); err != nil && l.log != nil && !errors.Is(err, io.EOF) {
+		defer c.Close()
+		mc, err := preauth(conn, c.UnderlyingConn(), l.connectTimeout)
+		if err != nil {
+			if l.log != nil {
+				l.log.Debug("websocket closed before CONNECT", "error", err, "remote", conn.RemoteAddr())
+			}
+			return
+		}
+		if err := establish(l.id, mc); err != nil && l.log != nil && !errors.Is(err, io.EOF) {
 			l.log.Debug("websocket client ended", "error", err)
 		}
-		_ = c.Close()
 	}()
 }
 
