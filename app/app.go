@@ -22,7 +22,17 @@ import (
 	"github.com/imserver/imserver/hooks"
 	"github.com/imserver/imserver/httpapi"
 	"github.com/imserver/imserver/im"
+	"github.com/imserver/imserver/internal/netguard"
+	"github.com/imserver/imserver/internal/throttle"
 	"github.com/imserver/imserver/store"
+)
+
+// Deadlines of an HTTP request: the whole request, body included, must
+// arrive within httpReadTimeout of its start (REST bodies are at most
+// 128 KiB), and the answer must be written within httpWriteTimeout.
+const (
+	httpReadTimeout  = 20 * time.Second
+	httpWriteTimeout = 30 * time.Second
 )
 
 // Config is the server's configuration (PROTOCOL.md §1).
@@ -46,6 +56,32 @@ type Config struct {
 	// defaults (see broker.Options).
 	MQTTPendingWrites int32
 	MQTTReadBuffer    int
+	// ConnRate limits the new connections each listener (HTTP, MQTT over
+	// TCP) accepts per second; 0 is unlimited.
+	ConnRate float64
+	// PendingPerIP limits the connections one client address may have
+	// open on each listener before it has been answered (an MQTT CONNACK,
+	// a first HTTP response); 0 is unlimited. Trusted proxies are exempt.
+	PendingPerIP int
+	// TrustedProxies is a comma-separated list of the IP addresses and
+	// CIDR prefixes of reverse proxies whose X-Forwarded-For is believed.
+	TrustedProxies string
+	// RegisterRate limits registrations per minute per client IP; 0 is
+	// unlimited.
+	RegisterRate int
+	// LoginFailures failed logins for one username from one client IP
+	// within LoginWindow are allowed; then 429 until the oldest leaves the
+	// window. 0 takes the defaults, 10 per 15 minutes (PROTOCOL.md §6); a
+	// negative LoginFailures disables it.
+	LoginFailures int
+	LoginWindow   time.Duration
+	// HashConcurrency bounds the password hashes run at once (each holds
+	// the KDF's memory, 19 MiB by default); 0 takes
+	// auth.DefaultHashConcurrency. PasswordChecksPerIP bounds the logins
+	// and registrations one client IP may have in progress; 0 takes 4, a
+	// negative value is unlimited.
+	HashConcurrency     int
+	PasswordChecksPerIP int
 
 	// For tests and embedding: listeners to use instead of the addresses,
 	// a password hasher instead of argon2id's defaults, a logger.
@@ -71,6 +107,9 @@ func (c *Config) Defaults() {
 	}
 	if c.Passwords == nil {
 		c.Passwords = auth.DefaultArgon2
+	}
+	if c.PasswordChecksPerIP == 0 {
+		c.PasswordChecksPerIP = 4
 	}
 }
 
@@ -100,6 +139,10 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		}
 	}()
 
+	proxies, err := throttle.ParseProxies(cfg.TrustedProxies)
+	if err != nil {
+		return nil, err
+	}
 	if a.store, err = store.Open(ctx, cfg.DatabaseURL, a.log); err != nil {
 		return nil, err
 	}
@@ -113,36 +156,59 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	if a.broker, err = broker.New(broker.Options{
 		TCPAddr: cfg.MQTTAddr, TCPListener: cfg.MQTTListener, AllowedOrigins: cfg.WSOrigins, Log: a.log,
 		MaxPendingWrites: cfg.MQTTPendingWrites, ReadBufferSize: cfg.MQTTReadBuffer,
+		ConnRate: cfg.ConnRate, PendingPerIP: cfg.PendingPerIP, TrustedProxies: proxies,
 	}); err != nil {
 		return nil, err
 	}
 	sessions := hooks.NewSessions(a.broker)
 	a.Service = im.NewService(im.Options{
-		Store: a.store, Publisher: a.broker, Passwords: cfg.Passwords, Sessions: sessions, Log: a.log,
+		Store: a.store, Publisher: a.broker, Passwords: auth.Limit(cfg.Passwords, cfg.HashConcurrency, 0), Sessions: sessions, Log: a.log,
 		NewID: func() string { return xid.New().String() }, PublishRate: cfg.PublishRate, PublishBurst: cfg.PublishBurst,
 	})
 	a.hook = hooks.New(hooks.Options{Domain: a.Service, Tokens: a.Tokens, Sessions: sessions, Log: a.log})
 	if err := a.broker.AddHook(a.hook, nil); err != nil {
 		return nil, fmt.Errorf("add hook: %w", err)
 	}
-	if err := a.bootstrapAdmin(ctx); err != nil {
-		return nil, err
-	}
-
-	a.httpLn = cfg.HTTPListener
-	if a.httpLn == nil {
-		if a.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+	// Bind the HTTP port before the admin account is created: if the
+	// port is taken, nothing has been done yet, and a generated admin
+	// password is never printed by a start that then fails.
+	httpLn := cfg.HTTPListener
+	if httpLn == nil {
+		if httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
 			return nil, fmt.Errorf("http listener: %w", err)
 		}
+	}
+	a.httpLn = netguard.Wrap(httpLn, netguard.Options{
+		Rate: cfg.ConnRate, PendingPerIP: cfg.PendingPerIP, Exempt: proxies, Name: "http", Log: a.log,
+	})
+	if err := a.bootstrapAdmin(ctx); err != nil {
+		return nil, err
 	}
 	a.http = &http.Server{
 		Handler: httpapi.New(httpapi.Options{
 			Service: a.Service, Tokens: a.Tokens, MQTT: a.broker.WebSocket(), Ready: a.ready.Load, Log: a.log,
+			Limits: httpapi.Limits{
+				TrustedProxies: proxies, RegisterPerMinute: cfg.RegisterRate,
+				LoginFailures: cfg.LoginFailures, LoginWindow: cfg.LoginWindow, PasswordChecksPerIP: cfg.PasswordChecksPerIP,
+			},
 		}),
+		// Every phase of a request has a deadline, so a client that
+		// trickles its headers or its body, or goes quiet, is cut off.
+		// A WebSocket upgrade (/mqtt) clears them; the broker then has
+		// its own (CONNECT within 10 s, then the MQTT keepalive).
 		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		ReadTimeout:       httpReadTimeout,
+		WriteTimeout:      httpWriteTimeout,
+		IdleTimeout:       60 * time.Second,
 		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelDebug),
+		// A connection stops counting as pending for its address once a
+		// request on it has been answered (WebSockets: at their CONNACK).
+		ConnState: func(c net.Conn, st http.ConnState) {
+			if st == http.StateIdle {
+				netguard.Admit(c)
+			}
+		},
+		ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelDebug),
 	}
 	return a, nil
 }
@@ -246,8 +312,8 @@ func (a *App) close() {
 	if a.broker != nil {
 		_ = a.broker.Close()
 	}
-	if a.httpLn != nil && a.cfg.HTTPListener == nil {
-		_ = a.httpLn.Close()
+	if a.httpLn != nil {
+		_ = a.httpLn.Close() // the guard's, which closes the listener
 	}
 	if a.store != nil {
 		_ = a.store.Close()

@@ -35,6 +35,8 @@ type Options struct {
 	Log   *slog.Logger
 	// RequestTimeout bounds each request's work. Default 15s.
 	RequestTimeout time.Duration
+	// Limits of the endpoints anyone may call (throttle.go).
+	Limits Limits
 }
 
 // API is the REST API.
@@ -43,12 +45,13 @@ type API struct {
 	tokens  Tokens
 	log     *slog.Logger
 	timeout time.Duration
+	guard   *guard
 }
 
 // New returns the HTTP handler of the server: REST under /api/v1, /healthz,
 // and /mqtt.
 func New(o Options) http.Handler {
-	a := &API{svc: o.Service, tokens: o.Tokens, log: o.Log, timeout: o.RequestTimeout}
+	a := &API{svc: o.Service, tokens: o.Tokens, log: o.Log, timeout: o.RequestTimeout, guard: newGuard(o.Limits)}
 	if a.log == nil {
 		a.log = slog.Default()
 	}
@@ -76,8 +79,8 @@ func New(o Options) http.Handler {
 	}
 
 	v1 := r.Group("/api/v1", a.deadline)
-	v1.POST("/auth/register", a.register)
-	v1.POST("/auth/login", a.login)
+	v1.POST("/auth/register", a.registerLimit, a.passwordGate, a.register)
+	v1.POST("/auth/login", a.passwordGate, a.login)
 
 	u := v1.Group("", a.authenticate)
 	u.GET("/me", a.me)

@@ -29,7 +29,13 @@ func (a *API) login(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
+	done, err := a.throttleLogin(c, req.Username)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
 	u, err := a.svc.Login(c.Request.Context(), req.Username, req.Password)
+	done(err)
 	if err != nil {
 		a.fail(c, err)
 		return

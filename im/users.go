@@ -66,13 +66,15 @@ func (s *Service) Login(ctx context.Context, username, password string) (User, e
 	}
 	u, err := s.store.UserByName(ctx, username)
 	if errors.Is(err, ErrNotFound) {
-		s.pw.Verify("", password) // same cost as a real check: no user enumeration by timing
-		return User{}, bad
-	}
-	if err != nil {
+		u = User{} // an empty hash: same cost as a real check, so no user enumeration by timing
+	} else if err != nil {
 		return User{}, fmt.Errorf("look up user: %w", err)
 	}
-	if !s.pw.Verify(u.PasswordHash, password) {
+	ok, err := s.pw.Verify(u.PasswordHash, password)
+	if err != nil {
+		return User{}, fmt.Errorf("check password: %w", err)
+	}
+	if !ok || u.UID == 0 {
 		return User{}, bad
 	}
 	return u, nil

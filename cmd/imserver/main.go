@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/imserver/imserver/app"
+	"github.com/imserver/imserver/internal/throttle"
 )
 
 func main() {
@@ -52,8 +53,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (a
 		return def
 	}
 	var (
-		cfg                            app.Config
-		ttl, rate, burst, origins, lvl string
+		cfg                                                        app.Config
+		ttl, rate, burst, origins, lvl, connRate, pending, regRate string
 	)
 	fs := flag.NewFlagSet("imserver", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -64,6 +65,10 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (a
 	fs.StringVar(&rate, "publish-rate", env("IM_PUBLISH_RATE", "50"), "messages per second one user may send; 0 = unlimited [IM_PUBLISH_RATE]")
 	fs.StringVar(&burst, "publish-burst", env("IM_PUBLISH_BURST", "100"), "burst allowed above publish-rate [IM_PUBLISH_BURST]")
 	fs.StringVar(&origins, "ws-origins", env("IM_WS_ORIGINS", "*"), "comma-separated browser origins allowed on /mqtt; * = all [IM_WS_ORIGINS]")
+	fs.StringVar(&connRate, "conn-rate", env("IM_CONN_RATE", "500"), "new connections per second each listener (HTTP, MQTT over TCP) accepts; 0 = unlimited [IM_CONN_RATE]")
+	fs.StringVar(&pending, "pending-per-ip", env("IM_PENDING_PER_IP", "32"), "connections one client IP may have open on a listener before its CONNECT (MQTT) or first request (HTTP) is answered; 0 = unlimited [IM_PENDING_PER_IP]")
+	fs.StringVar(&regRate, "register-rate", env("IM_REGISTER_RATE", "60"), "registrations per minute per client IP; 0 = unlimited [IM_REGISTER_RATE]")
+	fs.StringVar(&cfg.TrustedProxies, "trusted-proxies", env("IM_TRUSTED_PROXIES", ""), "comma-separated IPs or CIDRs of reverse proxies whose X-Forwarded-For is believed [IM_TRUSTED_PROXIES]")
 	fs.StringVar(&lvl, "log-level", env("IM_LOG_LEVEL", "info"), "debug, info, warn or error [IM_LOG_LEVEL]")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: imserver [flags]\n\nSecrets are read from the environment only: IM_JWT_SECRET, IM_ADMIN_USERNAME, IM_ADMIN_PASSWORD.\n\nFlags:")
@@ -84,6 +89,18 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (a
 	}
 	if cfg.PublishBurst, err = strconv.Atoi(burst); err != nil || cfg.PublishBurst < 0 {
 		return cfg, 0, fmt.Errorf("publish-burst %q: want an integer ≥ 0", burst)
+	}
+	if cfg.ConnRate, err = strconv.ParseFloat(connRate, 64); err != nil || cfg.ConnRate < 0 {
+		return cfg, 0, fmt.Errorf("conn-rate %q: want a number ≥ 0", connRate)
+	}
+	if cfg.PendingPerIP, err = strconv.Atoi(pending); err != nil || cfg.PendingPerIP < 0 {
+		return cfg, 0, fmt.Errorf("pending-per-ip %q: want an integer ≥ 0", pending)
+	}
+	if cfg.RegisterRate, err = strconv.Atoi(regRate); err != nil || cfg.RegisterRate < 0 {
+		return cfg, 0, fmt.Errorf("register-rate %q: want an integer ≥ 0", regRate)
+	}
+	if _, err := throttle.ParseProxies(cfg.TrustedProxies); err != nil {
+		return cfg, 0, fmt.Errorf("trusted-proxies: %w", err)
 	}
 	for _, o := range strings.Split(origins, ",") {
 		if o = strings.TrimSpace(o); o != "" {
