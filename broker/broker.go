@@ -160,8 +160,16 @@ func New(o Options) (*Broker, error) {
 // AddHook registers a mochi hook. Call before Serve.
 func (b *Broker) AddHook(h mqtt.Hook, config any) error { return b.srv.AddHook(h, config) }
 
-// Serve starts accepting clients. It returns at once.
-func (b *Broker) Serve() error { return b.srv.Serve() }
+// Serve starts accepting clients. It returns once the listeners take
+// connections (mochi starts them on goroutines of their own: without the
+// wait, /mqtt could answer 503 just after the server said it was ready).
+func (b *Broker) Serve() error {
+	if err := b.srv.Serve(); err != nil {
+		return err
+	}
+	<-b.ws.serving
+	return nil
+}
 
 // Close disconnects every client (DISCONNECT 0x8B on MQTT 5) and waits for
 // their goroutines, including publishes being stored, to end.

@@ -35,13 +35,14 @@ type WebSocket struct {
 	establish listeners.EstablishFn // set by Serve
 	closed    bool
 	done      chan struct{}
+	serving   chan struct{} // closed once Serve has recorded establish
 }
 
 var _ listeners.Listener = (*WebSocket)(nil)
 var _ http.Handler = (*WebSocket)(nil)
 
 func newWebSocket(id string, writeTimeout, connectTimeout time.Duration, readLimit int64, origins []string) *WebSocket {
-	ws := &WebSocket{id: id, writeTimeout: writeTimeout, connectTimeout: connectTimeout, readLimit: readLimit, done: make(chan struct{})}
+	ws := &WebSocket{id: id, writeTimeout: writeTimeout, connectTimeout: connectTimeout, readLimit: readLimit, done: make(chan struct{}), serving: make(chan struct{})}
 	ws.upgrader = websocket.Upgrader{
 		Subprotocols:    []string{"mqtt", "mqttv3.1"},
 		ReadBufferSize:  wsReadBufferSize,
@@ -99,6 +100,7 @@ func (l *WebSocket) Serve(establish listeners.EstablishFn) {
 	l.mu.Lock()
 	l.establish = establish
 	l.mu.Unlock()
+	close(l.serving)
 	<-l.done
 }
 
