@@ -57,7 +57,8 @@ type Config struct {
 	MQTTPendingWrites int32
 	MQTTReadBuffer    int
 	// ConnRate limits the new connections each listener (HTTP, MQTT over
-	// TCP) accepts per second; 0 is unlimited.
+	// TCP) accepts per second; 0 is unlimited. One client address may open
+	// a tenth of it (at least 1 per second).
 	ConnRate float64
 	// PendingPerIP limits the connections one client address may have
 	// open on each listener before it has been answered (an MQTT CONNACK,
@@ -143,6 +144,10 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	if err != nil {
 		return nil, err
 	}
+	var connRatePerIP float64
+	if cfg.ConnRate > 0 {
+		connRatePerIP = max(1, cfg.ConnRate/10)
+	}
 	if a.store, err = store.Open(ctx, cfg.DatabaseURL, a.log); err != nil {
 		return nil, err
 	}
@@ -156,7 +161,7 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	if a.broker, err = broker.New(broker.Options{
 		TCPAddr: cfg.MQTTAddr, TCPListener: cfg.MQTTListener, AllowedOrigins: cfg.WSOrigins, Log: a.log,
 		MaxPendingWrites: cfg.MQTTPendingWrites, ReadBufferSize: cfg.MQTTReadBuffer,
-		ConnRate: cfg.ConnRate, PendingPerIP: cfg.PendingPerIP, TrustedProxies: proxies,
+		ConnRate: cfg.ConnRate, ConnRatePerIP: connRatePerIP, PendingPerIP: cfg.PendingPerIP, TrustedProxies: proxies,
 	}); err != nil {
 		return nil, err
 	}
@@ -179,7 +184,7 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		}
 	}
 	a.httpLn = netguard.Wrap(httpLn, netguard.Options{
-		Rate: cfg.ConnRate, PendingPerIP: cfg.PendingPerIP, Exempt: proxies, Name: "http", Log: a.log,
+		Rate: cfg.ConnRate, RatePerIP: connRatePerIP, PendingPerIP: cfg.PendingPerIP, Exempt: proxies, Name: "http", Log: a.log,
 	})
 	if err := a.bootstrapAdmin(ctx); err != nil {
 		return nil, err

@@ -54,6 +54,9 @@ type Options struct {
 	// unlimited. (WebSocket connections arrive through the HTTP listener,
 	// which has its own.)
 	ConnRate float64
+	// ConnRatePerIP limits the new TCP connections one client address
+	// may open per second; 0 is unlimited. TrustedProxies are exempt.
+	ConnRatePerIP float64
 	// PendingPerIP limits the TCP connections one client address (an
 	// IPv6 /64) may have open that have not been answered a CONNACK yet;
 	// 0 is unlimited. TrustedProxies are exempt.
@@ -144,7 +147,7 @@ func New(o Options) (*Broker, error) {
 	}
 	if ln != nil {
 		ln = netguard.Wrap(ln, netguard.Options{
-			Rate: o.ConnRate, PendingPerIP: o.PendingPerIP, Exempt: o.TrustedProxies, Name: "mqtt", Log: o.Log,
+			Rate: o.ConnRate, RatePerIP: o.ConnRatePerIP, PendingPerIP: o.PendingPerIP, Exempt: o.TrustedProxies, Name: "mqtt", Log: o.Log,
 		})
 		b.tcp = ln
 		if err := srv.AddListener(&tcpListener{

@@ -37,10 +37,20 @@ type answer struct {
 // post sends a JSON body from client c, with extra headers.
 func post(t *testing.T, c *http.Client, url string, body any, headers ...string) answer {
 	t.Helper()
+	a, err := tryPost(c, url, body, headers...)
+	if err != nil {
+		t.Fatalf("POST %s: %v", url, err)
+	}
+	return a
+}
+
+// tryPost is post that returns the error (for goroutines other than the
+// test's).
+func tryPost(c *http.Client, url string, body any, headers ...string) (answer, error) {
 	b, _ := json.Marshal(body)
 	req, err := http.NewRequest("POST", url, bytes.NewReader(b))
 	if err != nil {
-		t.Fatal(err)
+		return answer{}, err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	for i := 0; i+1 < len(headers); i += 2 {
@@ -48,12 +58,12 @@ func post(t *testing.T, c *http.Client, url string, body any, headers ...string)
 	}
 	resp, err := c.Do(req)
 	if err != nil {
-		t.Fatalf("POST %s: %v", url, err)
+		return answer{}, err
 	}
 	defer resp.Body.Close()
 	out, _ := io.ReadAll(resp.Body)
 	ra, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
-	return answer{status: resp.StatusCode, code: imtest.ErrorCode(out), retryAfter: ra, body: out}
+	return answer{status: resp.StatusCode, code: imtest.ErrorCode(out), retryAfter: ra, body: out}, nil
 }
 
 func creds(user, pw string) wire.Credentials { return wire.Credentials{Username: user, Password: pw} }

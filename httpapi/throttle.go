@@ -97,23 +97,26 @@ func (a *API) registerLimit(c *gin.Context) {
 }
 
 // throttleLogin refuses a login for username while its client has failed
-// too often with it. Otherwise it returns done, to be called with the
-// login's result: a failure is counted, a success clears the count.
+// too often with it. Otherwise it counts the attempt as a failure until
+// it is known (so that concurrent attempts cannot all slip under the
+// limit) and returns done, to be called with the login's result: a
+// failure stays counted, a success clears the count, anything else (the
+// server was busy) is taken back.
 func (a *API) throttleLogin(c *gin.Context, username string) (done func(error), err error) {
 	user := strings.ToLower(username)
 	if len(user) > 64 {
 		user = "\x00long" // not a username; keep the table's keys small
 	}
 	k := loginKey{ip: a.clientKey(c), user: user}
-	if wait := a.guard.logins.Blocked(k); wait > 0 {
+	if wait := a.guard.logins.Take(k); wait > 0 {
 		return nil, retryAfter(apiError(im.ErrRateLimited, fmt.Sprintf("too many failed logins for this username: try again in %s", roundUp(wait))), wait)
 	}
 	return func(err error) {
 		switch {
 		case err == nil:
 			a.guard.logins.Reset(k)
-		case errors.Is(err, im.ErrUnauthorized):
-			a.guard.logins.Add(k)
+		case !errors.Is(err, im.ErrUnauthorized):
+			a.guard.logins.Undo(k)
 		}
 	}, nil
 }

@@ -2,8 +2,9 @@
 // connections and then do nothing with them. A Listener wraps a
 // net.Listener and
 //
-//   - limits how many new connections per second it hands out (a token
-//     bucket for the whole listener);
+//   - limits how many new connections per second it hands out, per client
+//     address and for the whole listener (token buckets), so that one
+//     address churning connections cannot use up everyone's rate;
 //   - limits how many connections one client address may have that have
 //     not yet been admitted (finished their handshake: an MQTT CONNACK, a
 //     first HTTP response), so that one address cannot use up the
@@ -39,6 +40,10 @@ type Options struct {
 	// Rate is how many new connections per second the listener accepts,
 	// with bursts of as many; 0 or less is unlimited.
 	Rate float64
+	// RatePerIP is how many new connections per second one client
+	// address (an IPv6 /64) may open, with bursts of as many; 0 or less is
+	// unlimited. Connections it refuses do not count against Rate.
+	RatePerIP float64
 	// PendingPerIP is how many connections one client address (an IPv6
 	// /64) may have open that have not been admitted; 0 or less is
 	// unlimited.
@@ -58,6 +63,7 @@ type Listener struct {
 	net.Listener
 	o       Options
 	pending *throttle.Gate[netip.Addr]
+	perIP   *throttle.Limiter[netip.Addr]
 	done    chan struct{}
 	close   sync.Once
 
@@ -65,7 +71,7 @@ type Listener struct {
 	tokens    float64
 	last      time.Time
 	reserve   *os.File
-	refused   struct{ rate, pending, shed, stalled int64 }
+	refused   struct{ rate, rateIP, pending, shed, stalled int64 }
 	lastPrint time.Time
 }
 
@@ -80,7 +86,8 @@ func Wrap(ln net.Listener, o Options) *Listener {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	l := &Listener{Listener: ln, o: o, pending: throttle.NewGate[netip.Addr](o.PendingPerIP), done: make(chan struct{})}
+	l := &Listener{Listener: ln, o: o, pending: throttle.NewGate[netip.Addr](o.PendingPerIP), done: make(chan struct{}),
+		perIP: throttle.NewLimiter[netip.Addr](throttle.LimiterOptions{Rate: o.RatePerIP, Burst: int(math.Ceil(o.RatePerIP)), Now: o.Now})}
 	l.tokens = l.burst()
 	l.last = o.Now()
 	l.reserve, _ = os.Open(os.DevNull)
@@ -115,13 +122,20 @@ func (l *Listener) Accept() (net.Conn, error) {
 		peer := throttle.AddrOf(c.RemoteAddr().String())
 		release := func() {}
 		if !l.o.Exempt.Contains(peer) {
-			r, ok := l.pending.Enter(throttle.Key(peer))
+			key := throttle.Key(peer)
+			r, ok := l.pending.Enter(key)
 			if !ok {
 				c.Close()
 				l.note(func() { l.refused.pending++ })
 				continue
 			}
 			release = r
+			if ok, _ := l.perIP.Allow(key); !ok {
+				release()
+				c.Close()
+				l.note(func() { l.refused.rateIP++ })
+				continue
+			}
 		}
 		if !l.allow() {
 			release()
@@ -221,18 +235,18 @@ func (l *Listener) reportLocked() {
 		return
 	}
 	r := l.refused
-	if r == (struct{ rate, pending, shed, stalled int64 }{}) {
+	if r == (struct{ rate, rateIP, pending, shed, stalled int64 }{}) {
 		return
 	}
 	l.lastPrint = now
-	l.refused = struct{ rate, pending, shed, stalled int64 }{}
+	l.refused = struct{ rate, rateIP, pending, shed, stalled int64 }{}
 	if r.shed > 0 || r.stalled > 0 {
 		l.o.Log.Warn("out of file descriptors: closing new connections at once; raise the limit (ulimit -n, LimitNOFILE)",
 			"listener", l.o.Name, "closed", r.shed, "waits", r.stalled)
 	}
-	if r.rate > 0 || r.pending > 0 {
+	if r.rate > 0 || r.rateIP > 0 || r.pending > 0 {
 		l.o.Log.Warn("refused connections", "listener", l.o.Name,
-			"over_conn_rate", r.rate, "over_pending_per_ip", r.pending)
+			"over_conn_rate", r.rate, "over_conn_rate_per_ip", r.rateIP, "over_pending_per_ip", r.pending)
 	}
 }
 

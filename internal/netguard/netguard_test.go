@@ -268,3 +268,22 @@ func cpuTicks(t *testing.T, pid int) int64 {
 	st, _ := strconv.ParseInt(f[12], 10, 64)
 	return u + st
 }
+
+func TestRatePerIP(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	s := serve(t, Options{Rate: 3, RatePerIP: 2, Now: func() time.Time { return now }})
+	addr := s.l.Addr().String()
+	got := ""
+	for _, ip := range []string{"127.0.0.2", "127.0.0.2", "127.0.0.2", "127.0.0.3", "127.0.0.4"} {
+		if _, ok := dial(t, ip, addr); ok {
+			got += "+"
+		} else {
+			got += "-"
+		}
+	}
+	// .2 gets its 2; its third, refused by its own rate, takes nothing from
+	// the listener's 3, which go to .2, .2 and .3; .4 finds none left.
+	if got != "++-+-" {
+		t.Fatalf("accepted %s, want ++-+-", got)
+	}
+}

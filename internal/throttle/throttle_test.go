@@ -197,3 +197,22 @@ func TestGate(t *testing.T) {
 		t.Fatal("refused after release")
 	}
 }
+
+func TestWindowTake(t *testing.T) {
+	c := newClock()
+	w := NewWindow[string](WindowOptions{Max: 2, Per: time.Minute, Now: c.now})
+	if w.Take("a") != 0 || w.Take("a") != 0 {
+		t.Fatal("the first two refused")
+	}
+	if d := w.Take("a"); d != time.Minute {
+		t.Fatalf("third Take = %v, want 1m", d)
+	}
+	w.Undo("a")
+	if w.Take("a") != 0 {
+		t.Fatal("refused after an Undo")
+	}
+	w.Undo("b") // nothing to undo
+	if w.Take("b") != 0 {
+		t.Fatal("b refused")
+	}
+}

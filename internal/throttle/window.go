@@ -63,6 +63,41 @@ func (w *Window[K]) Blocked(k K) time.Duration {
 	return ev[len(ev)-w.max].Add(w.per).Sub(now)
 }
 
+// Take records an event for k unless k is blocked, in one step (so that
+// concurrent attempts cannot all pass a check made before any of them is
+// counted), and returns how long k stays blocked: 0 if the event was
+// recorded. An attempt that turns out not to count is taken back with
+// Undo.
+func (w *Window[K]) Take(k K) time.Duration {
+	if !w.Enabled() {
+		return 0
+	}
+	now := w.now()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if ev := w.live(k, now); len(ev) >= w.max {
+		return ev[len(ev)-w.max].Add(w.per).Sub(now)
+	}
+	w.addLocked(k, now)
+	return 0
+}
+
+// Undo takes back k's most recent event.
+func (w *Window[K]) Undo(k K) {
+	if !w.Enabled() {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	switch ev := w.events[k]; len(ev) {
+	case 0:
+	case 1:
+		delete(w.events, k)
+	default:
+		w.events[k] = ev[:len(ev)-1]
+	}
+}
+
 // Add records an event for k.
 func (w *Window[K]) Add(k K) {
 	if !w.Enabled() {
@@ -71,6 +106,10 @@ func (w *Window[K]) Add(k K) {
 	now := w.now()
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	w.addLocked(k, now)
+}
+
+func (w *Window[K]) addLocked(k K, now time.Time) {
 	if now.Sub(w.lastPrune) >= pruneEvery {
 		w.prune(now)
 	}
