@@ -133,6 +133,9 @@ type App struct {
 // New builds the server and binds its ports, but does not serve yet.
 func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	cfg.Defaults()
+	// No packet or payload in the logs, and repeated records rate-limited
+	// (a hostile client must not be able to fill the disk).
+	cfg.Log = slog.New(broker.QuietHandler(cfg.Log.Handler()))
 	a := &App{cfg: cfg, log: cfg.Log, served: make(chan error, 1)}
 	defer func() {
 		if err != nil {

@@ -130,7 +130,7 @@ func New(o Options) (*Broker, error) {
 		ClientNetReadBufferSize: o.ReadBufferSize,
 		InlineClient:            true,
 		SysTopicResendInterval:  3600, // nobody may read $SYS; don't spend a MemStats per second on it
-		Logger:                  o.Log.With("component", "mqtt"),
+		Logger:                  slog.New(QuietHandler(o.Log.Handler())).With("component", "mqtt"),
 	})
 	b := &Broker{srv: srv, log: o.Log}
 	b.ws = newWebSocket("ws", o.WriteTimeout, o.ConnectTimeout, int64(o.MaxPacketSize)+16, o.AllowedOrigins)
