@@ -51,6 +51,10 @@ type Config struct {
 	// WSOrigins lists the browser origins allowed to open /mqtt; empty
 	// allows all (authentication is by token, not cookie).
 	WSOrigins []string
+	// PublicURL is the URL users reach the server at
+	// (https://chat.example.com); when WSOrigins is a list, its origin is
+	// allowed on /mqtt too.
+	PublicURL string
 	// MQTTPendingWrites and MQTTReadBuffer size each MQTT client's
 	// outbound queue and socket read buffer; 0 takes the broker's
 	// defaults (see broker.Options).
@@ -162,7 +166,7 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		return nil, err
 	}
 	if a.broker, err = broker.New(broker.Options{
-		TCPAddr: cfg.MQTTAddr, TCPListener: cfg.MQTTListener, AllowedOrigins: cfg.WSOrigins, Log: a.log,
+		TCPAddr: cfg.MQTTAddr, TCPListener: cfg.MQTTListener, AllowedOrigins: cfg.WSOrigins, PublicURL: cfg.PublicURL, Log: a.log,
 		MaxPendingWrites: cfg.MQTTPendingWrites, ReadBufferSize: cfg.MQTTReadBuffer,
 		ConnRate: cfg.ConnRate, ConnRatePerIP: connRatePerIP, PendingPerIP: cfg.PendingPerIP, TrustedProxies: proxies,
 	}); err != nil {

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,6 +36,9 @@ type Options struct {
 	// AllowedOrigins lists the Origin headers accepted on WebSocket
 	// upgrades; empty or "*" accepts every origin (see WebSocket).
 	AllowedOrigins []string
+	// PublicURL is the URL browsers reach this server at (its web client's
+	// origin); when AllowedOrigins is a list, its origin is allowed too.
+	PublicURL string
 	// MaxPacketSize is the largest inbound MQTT packet; a bigger one closes
 	// the connection. Default 256 KiB, well above the 64 KiB payload limit
 	// so that payloads just over it get a proper refusal.
@@ -133,7 +137,11 @@ func New(o Options) (*Broker, error) {
 		Logger:                  slog.New(QuietHandler(o.Log.Handler())).With("component", "mqtt"),
 	})
 	b := &Broker{srv: srv, log: o.Log}
-	b.ws = newWebSocket("ws", o.WriteTimeout, o.ConnectTimeout, int64(o.MaxPacketSize)+16, o.AllowedOrigins)
+	origins := o.AllowedOrigins
+	if o.PublicURL != "" && len(origins) > 0 {
+		origins = append(slices.Clone(origins), o.PublicURL)
+	}
+	b.ws = newWebSocket("ws", o.WriteTimeout, o.ConnectTimeout, int64(o.MaxPacketSize)+16, origins)
 	b.ws.closeClients = b.closeListenerClients
 	if err := srv.AddListener(b.ws); err != nil {
 		return nil, fmt.Errorf("websocket listener: %w", err)

@@ -21,7 +21,8 @@ import (
 //
 // By default every Origin is accepted: clients authenticate with a token in
 // the MQTT CONNECT, not with cookies, so a foreign page gains nothing by
-// opening the socket. Options.AllowedOrigins narrows it.
+// opening the socket. Options.AllowedOrigins narrows it to a list (see
+// originChecker).
 type WebSocket struct {
 	id             string
 	upgrader       websocket.Upgrader
@@ -55,13 +56,20 @@ func newWebSocket(id string, writeTimeout, connectTimeout time.Duration, readLim
 	return ws
 }
 
+// originChecker returns the upgrader's Origin check: every origin when
+// origins is empty or holds "*"; otherwise only the listed ones, compared
+// as scheme://host[:port] with default ports dropped and case ignored.
+// Requests without an Origin header (not from a browser) pass. The Host
+// header is never trusted: it is whatever the client sent, so a page on
+// evil.example that sends "Host: evil.example" would pass a same-origin
+// check; list the server's own public origin instead (Options.PublicURL).
 func originChecker(origins []string) func(*http.Request) bool {
 	allowed := map[string]bool{}
 	for _, o := range origins {
 		if o = strings.TrimSpace(o); o == "*" {
 			return func(*http.Request) bool { return true }
 		} else if o != "" {
-			allowed[strings.ToLower(strings.TrimSuffix(o, "/"))] = true
+			allowed[normalizeOrigin(o)] = true
 		}
 	}
 	if len(allowed) == 0 {
@@ -72,11 +80,30 @@ func originChecker(origins []string) func(*http.Request) bool {
 		if origin == "" {
 			return true // not a browser
 		}
-		if u, err := url.Parse(origin); err == nil && strings.EqualFold(u.Host, r.Host) {
-			return true // same origin
-		}
-		return allowed[strings.ToLower(origin)]
+		return allowed[normalizeOrigin(origin)]
 	}
+}
+
+// normalizeOrigin returns scheme://host[:port] in lower case, without a
+// default port (80 for http and ws, 443 for https and wss), or the input
+// lower-cased if it is not such a URL ("null").
+func normalizeOrigin(o string) string {
+	o = strings.ToLower(strings.TrimSpace(o))
+	u, err := url.Parse(o)
+	if err != nil || u.Scheme == "" || u.Host == "" {
+		return strings.TrimSuffix(o, "/")
+	}
+	host := u.Host
+	if h, port, err := net.SplitHostPort(u.Host); err == nil {
+		switch {
+		case port == "80" && (u.Scheme == "http" || u.Scheme == "ws"), port == "443" && (u.Scheme == "https" || u.Scheme == "wss"):
+			host = h
+			if strings.Contains(h, ":") {
+				host = "[" + h + "]"
+			}
+		}
+	}
+	return u.Scheme + "://" + host
 }
 
 // ID implements listeners.Listener.

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"os/signal"
 	"strconv"
@@ -65,6 +66,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (a
 	fs.StringVar(&rate, "publish-rate", env("IM_PUBLISH_RATE", "50"), "messages per second one user may send; 0 = unlimited [IM_PUBLISH_RATE]")
 	fs.StringVar(&burst, "publish-burst", env("IM_PUBLISH_BURST", "100"), "burst allowed above publish-rate [IM_PUBLISH_BURST]")
 	fs.StringVar(&origins, "ws-origins", env("IM_WS_ORIGINS", "*"), "comma-separated browser origins allowed on /mqtt; * = all [IM_WS_ORIGINS]")
+	fs.StringVar(&cfg.PublicURL, "public-url", env("IM_PUBLIC_URL", ""), "the URL users reach the server at, e.g. https://chat.example.com; its origin is allowed on /mqtt when --ws-origins is a list [IM_PUBLIC_URL]")
 	fs.StringVar(&connRate, "conn-rate", env("IM_CONN_RATE", "500"), "new connections per second each listener (HTTP, MQTT over TCP) accepts; 0 = unlimited [IM_CONN_RATE]")
 	fs.StringVar(&pending, "pending-per-ip", env("IM_PENDING_PER_IP", "32"), "connections one client IP may have open on a listener before its CONNECT (MQTT) or first request (HTTP) is answered; 0 = unlimited [IM_PENDING_PER_IP]")
 	fs.StringVar(&regRate, "register-rate", env("IM_REGISTER_RATE", "60"), "registrations per minute per client IP; 0 = unlimited [IM_REGISTER_RATE]")
@@ -101,6 +103,12 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (a
 	}
 	if _, err := throttle.ParseProxies(cfg.TrustedProxies); err != nil {
 		return cfg, 0, fmt.Errorf("trusted-proxies: %w", err)
+	}
+	if cfg.PublicURL != "" {
+		u, err := url.Parse(cfg.PublicURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return cfg, 0, fmt.Errorf("public-url %q: want an absolute http or https URL such as https://chat.example.com", cfg.PublicURL)
+		}
 	}
 	for _, o := range strings.Split(origins, ",") {
 		if o = strings.TrimSpace(o); o != "" {
