@@ -155,7 +155,7 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	if cfg.ConnRate > 0 {
 		connRatePerIP = max(1, cfg.ConnRate/10)
 	}
-	if a.store, err = store.Open(ctx, cfg.DatabaseURL, a.log); err != nil {
+	if a.store, err = openStore(ctx, cfg.DatabaseURL, a.log); err != nil {
 		return nil, err
 	}
 	secret, err := a.secret(ctx)
@@ -236,7 +236,7 @@ func (a *App) secret(ctx context.Context) ([]byte, error) {
 		return []byte(a.cfg.JWTSecret), nil
 	}
 	if a.store.Engine() == store.SQLite {
-		path := filepath.Join(filepath.Dir(a.store.Path()), "jwt.secret")
+		path := filepath.Join(dataDir(a.store), "jwt.secret")
 		secret, created, err := auth.LoadOrCreateSecret(path)
 		if err != nil {
 			return nil, fmt.Errorf("token secret: %w", err)
@@ -263,12 +263,21 @@ func (a *App) bootstrapAdmin(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if created && generated {
+	switch {
+	case created && generated:
 		// Shown once, on the console only: it is not stored anywhere else.
-		a.log.Warn("created the admin account with a generated password; set IM_ADMIN_PASSWORD to choose it",
+		a.log.Warn("created the admin account with a generated password; set IM_ADMIN_PASSWORD to choose it; "+
+			"if this password is lost, run: imserver admin reset-password",
 			"username", a.cfg.AdminUsername, "password", pw)
-	} else if created {
+	case created:
 		a.log.Info("created the admin account", "username", a.cfg.AdminUsername)
+	case !generated:
+		// IM_ADMIN_PASSWORD is only used to create the account: say so if
+		// it is not the account's password.
+		if _, err := a.Service.Login(ctx, a.cfg.AdminUsername, pw); errors.Is(err, im.ErrUnauthorized) {
+			a.log.Warn("IM_ADMIN_PASSWORD is not the admin account's password: it only sets the password when the account is created; "+
+				"to change it, run: imserver admin reset-password", "username", a.cfg.AdminUsername)
+		}
 	}
 	return nil
 }
@@ -286,7 +295,11 @@ func (a *App) Start() error {
 		a.served <- err
 	}()
 	a.ready.Store(true)
-	a.log.Info("imserver ready", "http", a.HTTPAddr(), "mqtt", a.MQTTAddr(), "database", a.store.Engine())
+	attrs := []any{"http", a.HTTPAddr(), "mqtt", a.MQTTAddr(), "database", describeDB(a.cfg.DatabaseURL, a.store)}
+	if dir := dataDir(a.store); dir != "" {
+		attrs = append(attrs, "data_dir", dir)
+	}
+	a.log.Info("imserver ready", attrs...)
 	return nil
 }
 

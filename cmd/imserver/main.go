@@ -2,6 +2,11 @@
 // REST API, MQTT over TCP and WebSocket, and storage in SQLite or
 // PostgreSQL, in one binary. Every setting is a flag with an environment
 // variable of the same meaning; the flag wins. Run with -h for the list.
+//
+// Two commands help operators:
+//
+//	imserver healthcheck [--http ADDR]                 # exit 0 if /healthz answers 200 (Docker HEALTHCHECK)
+//	imserver admin reset-password [--username admin]   # set a new admin password (IM_ADMIN_PASSWORD or generated)
 package main
 
 import (
@@ -26,7 +31,7 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Getenv, os.Stderr); err != nil {
+	if err := run(ctx, os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			os.Exit(0)
 		}
@@ -36,9 +41,17 @@ func main() {
 }
 
 // run parses the configuration from args and the environment and serves
-// until ctx ends.
-func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
-	cfg, level, err := parseConfig(args, getenv, stderr)
+// until ctx ends, or runs one of the commands.
+func run(ctx context.Context, args []string, lookupEnv func(string) (string, bool), stdout, stderr io.Writer) error {
+	if len(args) > 0 {
+		switch args[0] {
+		case "healthcheck":
+			return healthcheck(ctx, args[1:], lookupEnv, stdout, stderr)
+		case "admin":
+			return admin(ctx, args[1:], lookupEnv, stdout, stderr)
+		}
+	}
+	cfg, level, err := parseConfig(args, lookupEnv, stderr)
 	if err != nil {
 		return err
 	}
@@ -46,13 +59,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	return app.Run(ctx, cfg, 30*time.Second)
 }
 
-func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (app.Config, slog.Level, error) {
-	env := func(name, def string) string {
-		if v := getenv(name); v != "" {
-			return v
-		}
-		return def
-	}
+func parseConfig(args []string, lookupEnv func(string) (string, bool), stderr io.Writer) (app.Config, slog.Level, error) {
+	env := envOr(lookupEnv)
 	var (
 		cfg                                                        app.Config
 		ttl, rate, burst, origins, lvl, connRate, pending, regRate string
@@ -60,7 +68,11 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (a
 	fs := flag.NewFlagSet("imserver", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&cfg.HTTPAddr, "http", env("IM_HTTP_ADDR", ":8080"), "REST API and MQTT over WebSocket (/mqtt) address [IM_HTTP_ADDR]")
-	fs.StringVar(&cfg.MQTTAddr, "mqtt", env("IM_MQTT_ADDR", ":1883"), "MQTT over TCP address; empty disables [IM_MQTT_ADDR]")
+	mqttAddr, set := lookupEnv("IM_MQTT_ADDR") // set but empty disables TCP, as --mqtt "" does
+	if !set {
+		mqttAddr = ":1883"
+	}
+	fs.StringVar(&cfg.MQTTAddr, "mqtt", mqttAddr, "MQTT over TCP address; empty disables [IM_MQTT_ADDR]")
 	fs.StringVar(&cfg.DatabaseURL, "db", env("IM_DATABASE_URL", "sqlite:data/im.db"), "postgres://… or sqlite:PATH [IM_DATABASE_URL]")
 	fs.StringVar(&ttl, "token-ttl", env("IM_TOKEN_TTL", "168h"), "access token lifetime [IM_TOKEN_TTL]")
 	fs.StringVar(&rate, "publish-rate", env("IM_PUBLISH_RATE", "50"), "messages per second one user may send; 0 = unlimited [IM_PUBLISH_RATE]")
@@ -73,7 +85,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (a
 	fs.StringVar(&cfg.TrustedProxies, "trusted-proxies", env("IM_TRUSTED_PROXIES", ""), "comma-separated IPs or CIDRs of reverse proxies whose X-Forwarded-For is believed [IM_TRUSTED_PROXIES]")
 	fs.StringVar(&lvl, "log-level", env("IM_LOG_LEVEL", "info"), "debug, info, warn or error [IM_LOG_LEVEL]")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: imserver [flags]\n\nSecrets are read from the environment only: IM_JWT_SECRET, IM_ADMIN_USERNAME, IM_ADMIN_PASSWORD.\n\nFlags:")
+		fmt.Fprintln(stderr, "Usage: imserver [flags]\n       imserver healthcheck [--http ADDR]\n       imserver admin reset-password [--username NAME]\n\n"+
+			"Secrets are read from the environment only: IM_JWT_SECRET, IM_ADMIN_USERNAME, IM_ADMIN_PASSWORD.\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -119,8 +132,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (a
 	if err := level.UnmarshalText([]byte(lvl)); err != nil {
 		return cfg, 0, fmt.Errorf("log-level %q: want debug, info, warn or error", lvl)
 	}
-	cfg.JWTSecret = getenv("IM_JWT_SECRET")
+	cfg.JWTSecret = env("IM_JWT_SECRET", "")
 	cfg.AdminUsername = env("IM_ADMIN_USERNAME", "admin")
-	cfg.AdminPassword = getenv("IM_ADMIN_PASSWORD")
+	cfg.AdminPassword = env("IM_ADMIN_PASSWORD", "")
 	return cfg, level, nil
 }
