@@ -294,12 +294,12 @@ func (a *App) Start() error {
 		}
 		a.served <- err
 	}()
-	a.ready.Store(true)
 	attrs := []any{"http", a.HTTPAddr(), "mqtt", a.MQTTAddr(), "database", describeDB(a.cfg.DatabaseURL, a.store)}
 	if dir := dataDir(a.store); dir != "" {
 		attrs = append(attrs, "data_dir", dir)
 	}
 	a.log.Info("imserver ready", attrs...)
+	a.ready.Store(true) // after the log line: whoever sees /healthz answer can read it
 	return nil
 }
 

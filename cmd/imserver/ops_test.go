@@ -17,7 +17,7 @@ import (
 // server is run() serving in the background.
 type server struct {
 	httpAddr string
-	logs     *bytes.Buffer
+	logs     *syncWriter
 	stop     func() error
 }
 
@@ -25,12 +25,11 @@ type server struct {
 // environment m, and waits until it is healthy.
 func serve(t *testing.T, db string, m map[string]string, args ...string) *server {
 	t.Helper()
-	s := &server{httpAddr: freeAddr(t), logs: new(bytes.Buffer)}
+	s := &server{httpAddr: freeAddr(t), logs: &syncWriter{w: new(bytes.Buffer)}}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	w := &syncWriter{w: s.logs}
 	go func() {
-		done <- run(ctx, append([]string{"--http", s.httpAddr, "--mqtt", "", "--db", db}, args...), env(m), io.Discard, w)
+		done <- run(ctx, append([]string{"--http", s.httpAddr, "--mqtt", "", "--db", db}, args...), env(m), io.Discard, s.logs)
 	}()
 	s.stop = func() error {
 		cancel()
