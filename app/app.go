@@ -28,11 +28,12 @@ import (
 )
 
 // Deadlines of an HTTP request: the whole request, body included, must
-// arrive within httpReadTimeout of its start (REST bodies are at most
-// 128 KiB), and the answer must be written within httpWriteTimeout.
+// arrive within DefaultHTTPReadTimeout of its start (REST bodies are at
+// most 128 KiB), and the answer must be written within
+// DefaultHTTPWriteTimeout.
 const (
-	httpReadTimeout  = 20 * time.Second
-	httpWriteTimeout = 30 * time.Second
+	DefaultHTTPReadTimeout  = 20 * time.Second
+	DefaultHTTPWriteTimeout = 30 * time.Second
 )
 
 // Config is the server's configuration (PROTOCOL.md §1).
@@ -87,6 +88,10 @@ type Config struct {
 	// negative value is unlimited.
 	HashConcurrency     int
 	PasswordChecksPerIP int
+	// HTTPReadTimeout and HTTPWriteTimeout bound each HTTP request and its
+	// answer; 0 takes DefaultHTTPReadTimeout and DefaultHTTPWriteTimeout.
+	HTTPReadTimeout  time.Duration
+	HTTPWriteTimeout time.Duration
 
 	// For tests and embedding: listeners to use instead of the addresses,
 	// a password hasher instead of argon2id's defaults, a logger.
@@ -115,6 +120,12 @@ func (c *Config) Defaults() {
 	}
 	if c.PasswordChecksPerIP == 0 {
 		c.PasswordChecksPerIP = 4
+	}
+	if c.HTTPReadTimeout <= 0 {
+		c.HTTPReadTimeout = DefaultHTTPReadTimeout
+	}
+	if c.HTTPWriteTimeout <= 0 {
+		c.HTTPWriteTimeout = DefaultHTTPWriteTimeout
 	}
 }
 
@@ -209,8 +220,8 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		// A WebSocket upgrade (/mqtt) clears them; the broker then has
 		// its own (CONNECT within 10 s, then the MQTT keepalive).
 		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       httpReadTimeout,
-		WriteTimeout:      httpWriteTimeout,
+		ReadTimeout:       cfg.HTTPReadTimeout,
+		WriteTimeout:      cfg.HTTPWriteTimeout,
 		IdleTimeout:       60 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		// A connection stops counting as pending for its address once a

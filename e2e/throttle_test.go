@@ -217,3 +217,25 @@ func TestPasswordChecksAreBounded(t *testing.T) {
 		t.Fatalf("503 body is not the error envelope: %s", a.body)
 	}
 }
+
+// The HTTP server's deadlines end a request, not a WebSocket: once /mqtt
+// is upgraded, the session lives by MQTT's keepalive. Here the deadlines
+// are one second, and the session still works three seconds later.
+func TestWebSocketOutlivesHTTPDeadlines(t *testing.T) {
+	s := imtest.Start(t, imtest.Options{Config: func(c *app.Config) {
+		c.HTTPReadTimeout = time.Second
+		c.HTTPWriteTimeout = time.Second
+	}})
+	alice, bob := s.Register(t, "alice"), s.Register(t, "bob")
+	b := s.Connect(t, bob, imtest.ClientOptions{Transport: imtest.WS})
+	b.MustSubscribe(t, inbox(bob.UID))
+	a := s.Connect(t, alice, imtest.ClientOptions{Transport: imtest.WS})
+	time.Sleep(3 * time.Second) // past both deadlines
+	a.Publish(t, inbox(bob.UID), 1, text("c1", "still there?"))
+	if e := b.In.Next(t).Envelope(t); e.CID != "c1" {
+		t.Fatalf("bob got %+v", e)
+	}
+	b.Publish(t, inbox(alice.UID), 1, text("c2", "yes"))
+	// And a REST request still answers within its deadline.
+	s.MustDo(t, "GET", "/api/v1/me", alice.Token, nil, http.StatusOK, nil)
+}
