@@ -35,21 +35,31 @@ func imserverBinary(t *testing.T) string {
 		return p
 	}
 	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "imserver-e2e-")
-		if err != nil {
-			buildErr = err
+		// One place per user, rebuilt (incrementally) by every run and
+		// replaced atomically, so runs leave no copies behind.
+		dir := filepath.Join(os.TempDir(), fmt.Sprintf("imserver-e2e-%d", os.Getuid()))
+		if buildErr = os.MkdirAll(dir, 0o700); buildErr != nil {
 			return
 		}
-		builtPath = filepath.Join(dir, "imserver")
 		goTool, err := exec.LookPath("go")
 		if err != nil {
 			buildErr = fmt.Errorf("the go command is needed to build the server: %w", err)
 			return
 		}
-		out, err := exec.Command(goTool, "build", "-o", builtPath, "github.com/imserver/imserver/cmd/imserver").CombinedOutput()
+		tmp, err := os.CreateTemp(dir, "imserver-*")
 		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+			buildErr = err
+			return
 		}
+		tmp.Close()
+		out, err := exec.Command(goTool, "build", "-o", tmp.Name(), "github.com/imserver/imserver/cmd/imserver").CombinedOutput()
+		if err != nil {
+			os.Remove(tmp.Name())
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+			return
+		}
+		builtPath = filepath.Join(dir, "imserver")
+		buildErr = os.Rename(tmp.Name(), builtPath)
 	})
 	if buildErr != nil {
 		t.Fatal(buildErr)
