@@ -66,11 +66,29 @@ func (e event) rc() int {
 }
 
 func (e event) String() string {
-	b, _ := json.Marshal(e)
-	if len(b) > 400 {
-		b = append(b[:400], "…"...)
+	s := e.Ev
+	if e.RC != nil {
+		s += fmt.Sprintf(" rc=0x%02x", *e.RC)
 	}
-	return string(b)
+	if e.Codes != nil {
+		s += fmt.Sprintf(" codes=%v", e.Codes)
+	}
+	if e.Packet {
+		s += " (packet)"
+	}
+	for _, f := range []struct{ k, v string }{{"kind", e.Kind}, {"topic", e.Topic}, {"error", e.Error}, {"msg", e.Msg}} {
+		if f.v != "" {
+			s += fmt.Sprintf(" %s=%q", f.k, f.v)
+		}
+	}
+	if len(e.Payload) > 0 {
+		p := string(e.Payload)
+		if len(p) > 200 {
+			p = p[:200] + "…"
+		}
+		s += " payload=" + p
+	}
+	return "{" + s + "}"
 }
 
 // driver talks to one library: a child process (Python, Node) or an

@@ -90,6 +90,8 @@ func (c *raw) read(d time.Duration) (packets.Packet, error) {
 		err = pk.PubackDecode(body)
 	case packets.Pubrec:
 		err = pk.PubrecDecode(body)
+	case packets.Pubcomp:
+		err = pk.PubcompDecode(body)
 	case packets.Publish:
 		err = pk.PublishDecode(body)
 	case packets.Disconnect:
@@ -175,3 +177,5 @@ func (c *raw) publish(t *testing.T, id uint16, topic string, qos byte, payload [
 	c.write(t, packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: qos}, PacketID: id,
 		TopicName: topic, Payload: payload}, (*packets.Packet).PublishEncode)
 }
+
+func newReader(c net.Conn) *bufio.Reader { return bufio.NewReader(c) }

@@ -104,6 +104,14 @@ class Conn:
         self.c.on_log = self.on_log
         self._wrap("_handle_pubackcomp")
         self._wrap("_handle_pubrec")
+        orig_disconnect = self.c._handle_disconnect
+
+        def handle_disconnect():  # only called for MQTT 5, as the protocol says
+            pk = self.c._in_packet["packet"]
+            emit(ev="disconnect", conn=self.name, packet=True, rc=pk[0] if len(pk) > 0 else 0)
+            return orig_disconnect()
+
+        self.c._handle_disconnect = handle_disconnect
         props = None
         if self.v5 and cmd.get("props"):
             props = Properties(PacketTypes.CONNECT)
@@ -227,7 +235,7 @@ def main():
                 emit(ev="closed", conn=name, id=cmd.get("id", ""))
             else:
                 emit(ev="refused_by_library", conn=name, id=cmd.get("id", ""), error="unknown op")
-        except (ValueError, TypeError) as e:  # the library refused the call
+        except (ValueError, TypeError, mqtt.MQTTException) as e:  # the library refused the call
             emit(ev="refused_by_library", conn=name, id=cmd.get("id", ""), error="%s: %s" % (type(e).__name__, e))
         except Exception as e:  # connect refused at the socket, …
             emit(ev="connect_error" if cmd["op"] == "connect" else "refused_by_library", conn=name,
