@@ -239,7 +239,7 @@ func crashSend(addr string, i int, s *crashSender, room int64, stop <-chan struc
 			return false, 0, err
 		}
 	} else {
-		c := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://"+addr).SetClientID(clientID).
+		c := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + addr).SetClientID(clientID).
 			SetUsername(s.user.Name).SetPassword(s.user.Token).SetProtocolVersion(4).SetCleanSession(true).
 			SetAutoReconnect(false).SetConnectRetry(false).SetConnectTimeout(5 * time.Second))
 		if tok := c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
