@@ -19,6 +19,9 @@ fuzz: ## each fuzz target for a minute (FUZZTIME=5m for longer); not part of CI
 	go test ./topics -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
 	go test ./topics -run '^$$' -fuzz '^FuzzParseConv$$' -fuzztime $(FUZZTIME)
 	go test ./broker -run '^$$' -fuzz '^FuzzCheckConnectHeader$$' -fuzztime $(FUZZTIME)
+	go test ./im -run '^$$' -fuzz '^FuzzPublish$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 10s
+	go test ./httpapi -run '^$$' -fuzz '^FuzzBind$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 10s
+	go test ./hooks -run '^$$' -fuzz '^FuzzCidOf$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 10s
 
 FUZZTIME ?= 1m
 
