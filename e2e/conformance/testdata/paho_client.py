@@ -33,7 +33,7 @@ from urllib.parse import urlparse
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
+from paho.mqtt.properties import MQTTException, Properties
 
 _out = threading.Lock()
 
@@ -235,7 +235,7 @@ def main():
                 emit(ev="closed", conn=name, id=cmd.get("id", ""))
             else:
                 emit(ev="refused_by_library", conn=name, id=cmd.get("id", ""), error="unknown op")
-        except (ValueError, TypeError, mqtt.MQTTException) as e:  # the library refused the call
+        except (ValueError, TypeError, MQTTException) as e:  # the library refused the call
             emit(ev="refused_by_library", conn=name, id=cmd.get("id", ""), error="%s: %s" % (type(e).__name__, e))
         except Exception as e:  # connect refused at the socket, …
             emit(ev="connect_error" if cmd["op"] == "connect" else "refused_by_library", conn=name,

@@ -65,7 +65,18 @@ function connect(cmd) {
   }
   conns.set(name, c);
   let answered = false;
+  // mqtt.js advertises receive maximum 65535 instead of an invalid one
+  // (client.js: _receiveMaximum): it never sends the 0 asked for.
+  let rewritten = "";
+  if (opts.properties && "receiveMaximum" in opts.properties && c._receiveMaximum !== opts.properties.receiveMaximum) {
+    rewritten = `receiveMaximum ${opts.properties.receiveMaximum} is sent as ${c._receiveMaximum}`;
+  }
   c.on("packetreceive", (pk) => {
+    if (pk.cmd === "connack" && !answered && rewritten) {
+      answered = true;
+      emit({ ev: "refused_by_library", conn: name, id: cmd.id, error: "mqtt.js changed the CONNECT: " + rewritten });
+      return;
+    }
     if (pk.cmd === "connack" && !answered) {
       answered = true;
       const rc = cmd.version === 5 ? pk.reasonCode : pk.returnCode;
