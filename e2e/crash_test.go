@@ -172,11 +172,11 @@ func crashTest(t *testing.T, db string) {
 		refused += nRefused
 		t.Logf("connection %d (user %d, MQTT %s): %d sent, %d acked, %d refused %v, %d acked but not in history; stopped: %s",
 			i, s.user.UID, proto, s.sent, len(s.acked), nRefused, codes, len(miss), s.stopErr)
-		if len(miss) > 0 {
-			if len(miss) > 10 {
+		if n := len(miss); n > 0 {
+			if n > 10 {
 				miss = append(miss[:10], "…")
 			}
-			t.Errorf("connection %d (user %d, MQTT %s): %d messages acknowledged but not stored: %s", i, s.user.UID, proto, len(miss), strings.Join(miss, " "))
+			t.Errorf("connection %d (user %d, MQTT %s): %d messages acknowledged but not stored: %s", i, s.user.UID, proto, n, strings.Join(miss, " "))
 		}
 	}
 	for conv, cids := range stored {

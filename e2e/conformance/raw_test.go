@@ -22,6 +22,9 @@ type raw struct {
 	seen    []packets.Packet // every packet read, in order
 }
 
+// noPassword as rawDial's token sends a CONNECT without a password.
+const noPassword = "\x00no password"
+
 // rawDial connects and sends CONNECT; it returns the client and the
 // CONNACK, or a nil CONNACK when the server closed the connection first.
 func rawDial(t *testing.T, addr string, version byte, clientID, token string, props *packets.Properties) (*raw, *packets.Packet) {
@@ -37,6 +40,9 @@ func rawDial(t *testing.T, addr string, version byte, clientID, token string, pr
 			UsernameFlag: true, Username: []byte("raw"), PasswordFlag: true, Password: []byte(token)}}
 	if props != nil {
 		pk.Properties = *props
+	}
+	if token == noPassword {
+		pk.Connect.PasswordFlag, pk.Connect.Password = false, nil
 	}
 	c.write(t, pk, (*packets.Packet).ConnectEncode)
 	ack, err := c.read(wait)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/imserver/imserver/app"
 	"github.com/imserver/imserver/internal/imtest"
 	"github.com/imserver/imserver/wire"
 )
@@ -151,6 +152,29 @@ func TestWireConnect(t *testing.T) {
 			}
 		})
 	}
+	for _, version := range []byte{4, 5} {
+		t.Run("refusals/v"+versionName(version), func(t *testing.T) {
+			other := srv.Register(t, "o")
+			want := byte(5)
+			if version == 5 {
+				want = 0x87
+			}
+			for _, r := range []struct{ name, id, token string }{
+				{"bad token", prefix + "bad", u.Token[:len(u.Token)-4] + "AAAA"},
+				{"another user's client id", fmt.Sprintf("u%d-phone", other.UID), u.Token},
+				{"no password", prefix + "nopw", noPassword},
+				{"empty password", prefix + "empty", ""},
+			} {
+				_, ack := rawDial(t, srv.MQTTAddr, version, r.id, r.token, nil)
+				switch {
+				case ack == nil:
+					t.Errorf("MQTT %s, %s: closed without CONNACK, want 0x%02x", versionName(version), r.name, want)
+				case ack.ReasonCode != want:
+					t.Errorf("MQTT %s, %s: CONNACK 0x%02x, want 0x%02x", versionName(version), r.name, ack.ReasonCode, want)
+				}
+			}
+		})
+	}
 	t.Run("properties", func(t *testing.T) {
 		_, ack := rawDial(t, srv.MQTTAddr, 5, prefix+"props", u.Token, nil)
 		if ack == nil || ack.ReasonCode != 0 {
@@ -285,5 +309,34 @@ func checkWireEnd(t *testing.T, c *raw, version byte, want byte) {
 				t.Errorf("MQTT 5: DISCONNECT 0x%02x, want 0x%02x", pk.ReasonCode, want)
 			}
 		}
+	}
+}
+
+// TestWireSessionCap fills a user's allowance of connections
+// (--max-sessions, 2 here) and checks the refusal of one more: CONNACK 3
+// (server unavailable) on 3.1.1, never a code above 5; 0x97 (quota
+// exceeded) on MQTT 5.
+func TestWireSessionCap(t *testing.T) {
+	srv := imtest.Start(t, imtest.Options{Config: func(c *app.Config) { c.MaxSessions = 2 }})
+	for _, version := range []byte{4, 5} {
+		t.Run("v"+versionName(version), func(t *testing.T) {
+			u := srv.Register(t, "cap")
+			for i := range 2 {
+				if _, ack := rawDial(t, srv.MQTTAddr, version, fmt.Sprintf("u%d-dev%d", u.UID, i), u.Token, nil); ack == nil || ack.ReasonCode != 0 {
+					t.Fatalf("connection %d: %v", i+1, ack)
+				}
+			}
+			want := byte(3)
+			if version == 5 {
+				want = 0x97
+			}
+			c, ack := rawDial(t, srv.MQTTAddr, version, fmt.Sprintf("u%d-dev2", u.UID), u.Token, nil)
+			switch {
+			case ack == nil:
+				t.Errorf("MQTT %s, one connection too many: closed without CONNACK (packets: %v), want 0x%02x", versionName(version), c.types(), want)
+			case ack.ReasonCode != want:
+				t.Errorf("MQTT %s, one connection too many: CONNACK 0x%02x, want 0x%02x", versionName(version), ack.ReasonCode, want)
+			}
+		})
 	}
 }
