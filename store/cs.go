@@ -267,26 +267,21 @@ func (s *Store) SetUserStatus(ctx context.Context, uid int64, status string) err
 	return nil
 }
 
-// InSupportTx implements im.SupportStore.
-func (s *Store) InSupportTx(ctx context.Context, fn func(im.SupportTx) (im.TxEnd, error)) error {
-	var t *supportTx
-	end, err := s.inTx(ctx, func(tx *sqlx.Tx) (im.TxEnd, error) {
-		t = &supportTx{s: s, tx: tx}
-		return fn(t)
-	})
-	if err == nil && end == im.Commit {
-		s.knownConvs.add(t.created...)
-	}
-	return err
+// SupportWrite implements im.SupportStore: fn runs in the write pipeline
+// (batch.go), in the transaction of a group, and after is called in the
+// pipeline's order.
+func (s *Store) SupportWrite(fn func(context.Context, im.SupportTx) (im.TxEnd, error), after func(error)) {
+	s.appender.runJob(func(ctx context.Context, tx *sqlx.Tx) (im.TxEnd, error) {
+		return fn(ctx, &supportTx{s: s, tx: tx})
+	}, after)
 }
 
 // supportTx implements im.SupportTx. Row locks (FOR UPDATE) exist on
 // PostgreSQL only; SQLite's write transactions (BEGIN IMMEDIATE, one writer
 // connection) are serialised as a whole.
 type supportTx struct {
-	s       *Store
-	tx      *sqlx.Tx
-	created []string // conversations created, known once committed
+	s  *Store
+	tx *sqlx.Tx
 }
 
 func (t *supportTx) forUpdate() string {
@@ -373,11 +368,10 @@ func (t *supportTx) MarkAssigned(ctx context.Context, shop, uid, now int64) erro
 }
 
 func (t *supportTx) Append(ctx context.Context, m im.Message) (im.Message, bool, error) {
-	stored, dup, created, err := t.s.appendTx(ctx, t.tx, m)
+	stored, dup, err := t.s.appendTx(ctx, t.tx, m)
 	if err != nil {
 		return im.Message{}, false, fmt.Errorf("append to %s: %w", m.Conv, err)
 	}
-	t.created = append(t.created, created...)
 	return stored, dup, nil
 }
 
