@@ -118,7 +118,7 @@ type App struct {
 	registry *hooks.Registry
 	hook     *hooks.Hook
 	domain   *im.Service
-	Tokens   *auth.Tokens
+	tokens   *auth.Tokens
 	http     *http.Server
 	httpLn   net.Listener
 	ready    atomic.Bool
@@ -143,7 +143,11 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if a.Tokens, err = auth.NewTokens(secret, cfg.TokenTTL, nil); err != nil {
+	installation, err := a.store.SettingOrInit(ctx, "installation_id", auth.NewSecret()[:32])
+	if err != nil {
+		return nil, fmt.Errorf("installation id: %w", err)
+	}
+	if a.tokens, err = auth.NewTokens(secret, installation, nil); err != nil {
 		return nil, err
 	}
 	if a.broker, err = broker.New(broker.Options{
@@ -154,12 +158,12 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	}
 	a.registry = hooks.NewRegistry(a.broker)
 	if a.domain, err = im.New(ctx, im.Options{
-		Store: a.store, Publisher: a.broker, Passwords: cfg.Passwords, Live: a.registry, Log: a.log,
+		Store: a.store, Publisher: a.broker, Passwords: cfg.Passwords, Tokens: a.tokens, TokenTTL: cfg.TokenTTL, Live: a.registry, Log: a.log,
 		NewID: func() string { return xid.New().String() }, PublishRate: cfg.PublishRate, PublishBurst: cfg.PublishBurst,
 	}); err != nil {
 		return nil, err
 	}
-	a.hook = hooks.New(hooks.Options{Chat: a.domain.Chat, Domain: a.domain, Tokens: a.Tokens, Registry: a.registry, Log: a.log})
+	a.hook = hooks.New(hooks.Options{Chat: a.domain.Chat, Domain: a.domain, Tokens: a.domain.Accounts, Registry: a.registry, Log: a.log})
 	files, err := uploads.New(a.uploadDir(), cfg.UploadMax, a.store)
 	if err != nil {
 		return nil, err
@@ -179,7 +183,7 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	}
 	a.http = &http.Server{
 		Handler: httpapi.New(httpapi.Options{
-			Domain: a.domain, Tokens: a.Tokens, MQTT: a.broker.WebSocket(), Ready: a.ready.Load, Log: a.log,
+			Domain: a.domain, MQTT: a.broker.WebSocket(), Ready: a.ready.Load, Log: a.log,
 			Uploads: files, PublicURL: cfg.PublicURL, Web: web.Handler(web.Options{Log: a.log}),
 		}),
 		ReadHeaderTimeout: 10 * time.Second,

@@ -16,24 +16,25 @@ var secret = []byte(strings.Repeat("k", 32))
 
 func TestTokenRoundTrip(t *testing.T) {
 	now := time.Unix(1_700_000_000, 0)
-	tok, err := NewTokens(secret, time.Hour, func() time.Time { return now })
+	tok, err := NewTokens(secret, "inst-1", func() time.Time { return now })
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := tok.Issue(im.Principal{UID: 7, Username: "alice", Role: im.RoleAdmin})
+	at := im.AccessToken{ID: "abc", UID: 7, IssuedAt: now.UnixMilli(), ExpiresAt: now.Add(time.Hour).UnixMilli()}
+	s, err := tok.Sign(at)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, exp, err := tok.Verify(s)
-	if err != nil || p.UID != 7 || p.Username != "alice" || p.Role != im.RoleAdmin || !exp.Equal(now.Add(time.Hour)) {
-		t.Fatalf("Verify = %+v %v %v", p, exp, err)
+	got, err := tok.Parse(s)
+	if err != nil || got != at {
+		t.Fatalf("Parse = %+v %v, want %+v", got, err, at)
 	}
 }
 
-func TestVerifyRefuses(t *testing.T) {
+func TestParseRefuses(t *testing.T) {
 	now := time.Unix(1_700_000_000, 0)
-	tok, _ := NewTokens(secret, time.Hour, func() time.Time { return now })
-	good, _ := tok.Issue(im.Principal{UID: 7, Username: "alice", Role: im.RoleUser})
+	tok, _ := NewTokens(secret, "inst-1", func() time.Time { return now })
+	good, _ := tok.Sign(im.AccessToken{ID: "abc", UID: 7, IssuedAt: now.UnixMilli(), ExpiresAt: now.Add(time.Hour).UnixMilli()})
 	sign := func(m jwt.SigningMethod, key any, c jwt.MapClaims) string {
 		s, err := jwt.NewWithClaims(m, c).SignedString(key)
 		if err != nil {
@@ -42,18 +43,17 @@ func TestVerifyRefuses(t *testing.T) {
 		return s
 	}
 	valid := func() jwt.MapClaims {
-		return jwt.MapClaims{"iss": "imserver", "sub": "7", "role": "user", "exp": now.Add(time.Minute).Unix()}
+		return jwt.MapClaims{"iss": "imserver", "sub": "7", "jti": "abc", "ins": "inst-1", "exp": now.Add(time.Minute).Unix()}
 	}
-	noExp := valid()
-	delete(noExp, "exp")
-	expired := valid()
-	expired["exp"] = now.Add(-time.Second).Unix()
-	otherIss := valid()
-	otherIss["iss"] = "someone"
-	badSub := valid()
-	badSub["sub"] = "x"
-	badRole := valid()
-	badRole["role"] = "root"
+	with := func(k string, v any) jwt.MapClaims {
+		c := valid()
+		if v == nil {
+			delete(c, k)
+		} else {
+			c[k] = v
+		}
+		return c
+	}
 	for _, tc := range []struct{ name, token string }{
 		{"empty", ""},
 		{"garbage", "not.a.jwt"},
@@ -61,25 +61,28 @@ func TestVerifyRefuses(t *testing.T) {
 		{"other key", sign(jwt.SigningMethodHS256, []byte(strings.Repeat("x", 32)), valid())},
 		{"HS512", sign(jwt.SigningMethodHS512, secret, valid())},
 		{"none", sign(jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, valid())},
-		{"no exp", sign(jwt.SigningMethodHS256, secret, noExp)},
-		{"expired", sign(jwt.SigningMethodHS256, secret, expired)},
-		{"other issuer", sign(jwt.SigningMethodHS256, secret, otherIss)},
-		{"bad subject", sign(jwt.SigningMethodHS256, secret, badSub)},
-		{"bad role", sign(jwt.SigningMethodHS256, secret, badRole)},
+		{"no exp", sign(jwt.SigningMethodHS256, secret, with("exp", nil))},
+		{"expired", sign(jwt.SigningMethodHS256, secret, with("exp", now.Add(-time.Second).Unix()))},
+		{"other issuer", sign(jwt.SigningMethodHS256, secret, with("iss", "someone"))},
+		{"bad subject", sign(jwt.SigningMethodHS256, secret, with("sub", "x"))},
+		{"zero subject", sign(jwt.SigningMethodHS256, secret, with("sub", "0"))},
+		{"no id", sign(jwt.SigningMethodHS256, secret, with("jti", nil))},
+		{"another installation", sign(jwt.SigningMethodHS256, secret, with("ins", "inst-2"))},
+		{"no installation", sign(jwt.SigningMethodHS256, secret, with("ins", nil))},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if p, _, err := tok.Verify(tc.token); err == nil {
-				t.Fatalf("accepted: %+v", p)
+			if at, err := tok.Parse(tc.token); err == nil {
+				t.Fatalf("accepted: %+v", at)
 			}
 		})
 	}
-	if _, _, err := tok.Verify(sign(jwt.SigningMethodHS256, secret, valid())); err != nil {
+	if _, err := tok.Parse(sign(jwt.SigningMethodHS256, secret, valid())); err != nil {
 		t.Fatalf("the control token is refused: %v", err)
 	}
 }
 
 func TestNewTokensRefusesShortSecret(t *testing.T) {
-	if _, err := NewTokens([]byte("short"), time.Hour, nil); err == nil {
+	if _, err := NewTokens([]byte("short"), "inst", nil); err == nil {
 		t.Fatal("short secret accepted")
 	}
 }

@@ -1,4 +1,4 @@
-// Package auth issues and verifies access tokens (HS256 JWTs) and hashes
+// Package auth signs and parses access tokens (HS256 JWTs) and hashes
 // passwords (argon2id).
 package auth
 
@@ -20,51 +20,53 @@ const issuer = "imserver"
 const MinSecretLen = 32
 
 // ErrInvalidToken is returned for a token that is malformed, expired,
-// signed with another key or algorithm, or missing a required claim.
+// signed with another key or algorithm, made by another installation, or
+// missing a required claim.
 var ErrInvalidToken = errors.New("invalid or expired access token")
 
-// Tokens issues and verifies access tokens.
+// Tokens signs and parses access tokens. A token carries who it is for
+// (sub), its id (jti), when it was issued and expires, and the
+// installation that issued it (ins): a token of another installation —
+// another database that happens to share the key — is refused here, and
+// the domain refuses one whose id it did not record.
 type Tokens struct {
-	secret []byte
-	ttl    time.Duration
-	now    func() time.Time
+	secret       []byte
+	installation string
+	now          func() time.Time
 }
 
+var _ im.TokenCodec = (*Tokens)(nil)
+
 type claims struct {
-	Username string `json:"name"`
-	Role     string `json:"role"`
+	Installation string `json:"ins"`
 	jwt.RegisteredClaims
 }
 
-// NewTokens returns a Tokens signing with secret; tokens live for ttl.
-// now may be nil (time.Now).
-func NewTokens(secret []byte, ttl time.Duration, now func() time.Time) (*Tokens, error) {
+// NewTokens returns Tokens signing with secret for installation (the
+// database's id). now may be nil (time.Now).
+func NewTokens(secret []byte, installation string, now func() time.Time) (*Tokens, error) {
 	if len(secret) < MinSecretLen {
 		return nil, fmt.Errorf("token secret is %d bytes: want at least %d", len(secret), MinSecretLen)
 	}
-	if ttl <= 0 {
-		return nil, fmt.Errorf("token lifetime must be positive")
+	if installation == "" {
+		return nil, fmt.Errorf("tokens need the installation's id")
 	}
 	if now == nil {
 		now = time.Now
 	}
-	return &Tokens{secret: secret, ttl: ttl, now: now}, nil
+	return &Tokens{secret: secret, installation: installation, now: now}, nil
 }
 
-// TTL returns how long issued tokens are valid.
-func (t *Tokens) TTL() time.Duration { return t.ttl }
-
-// Issue returns a signed token for p.
-func (t *Tokens) Issue(p im.Principal) (string, error) {
-	now := t.now()
+// Sign implements im.TokenCodec.
+func (t *Tokens) Sign(at im.AccessToken) (string, error) {
 	c := claims{
-		Username: p.Username,
-		Role:     p.Role,
+		Installation: t.installation,
 		RegisteredClaims: jwt.RegisteredClaims{
 			Issuer:    issuer,
-			Subject:   strconv.FormatInt(p.UID, 10),
-			IssuedAt:  jwt.NewNumericDate(now),
-			ExpiresAt: jwt.NewNumericDate(now.Add(t.ttl)),
+			Subject:   strconv.FormatInt(at.UID, 10),
+			ID:        at.ID,
+			IssuedAt:  jwt.NewNumericDate(time.UnixMilli(at.IssuedAt)),
+			ExpiresAt: jwt.NewNumericDate(time.UnixMilli(at.ExpiresAt)),
 		},
 	}
 	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(t.secret)
@@ -74,10 +76,10 @@ func (t *Tokens) Issue(p im.Principal) (string, error) {
 	return s, nil
 }
 
-// Verify checks a token's signature (HS256 only: the algorithm is pinned,
-// so "none" and RS/HS confusion are refused), its issuer and its required
-// expiry, and returns who it was issued to and when it expires.
-func (t *Tokens) Verify(token string) (im.Principal, time.Time, error) {
+// Parse implements im.TokenCodec: it checks the signature (HS256 only:
+// the algorithm is pinned, so "none" and RS/HS confusion are refused), the
+// issuer, the installation and the required expiry, id and subject.
+func (t *Tokens) Parse(token string) (im.AccessToken, error) {
 	var c claims
 	_, err := jwt.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return t.secret, nil },
 		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
@@ -86,11 +88,18 @@ func (t *Tokens) Verify(token string) (im.Principal, time.Time, error) {
 		jwt.WithTimeFunc(t.now),
 	)
 	if err != nil {
-		return im.Principal{}, time.Time{}, fmt.Errorf("%w: %w", ErrInvalidToken, err)
+		return im.AccessToken{}, fmt.Errorf("%w: %w", ErrInvalidToken, err)
 	}
 	uid, err := strconv.ParseInt(c.Subject, 10, 64)
-	if err != nil || uid <= 0 || (c.Role != im.RoleUser && c.Role != im.RoleAdmin) {
-		return im.Principal{}, time.Time{}, fmt.Errorf("%w: bad subject or role", ErrInvalidToken)
+	if err != nil || uid <= 0 || c.ID == "" || len(c.ID) > 64 {
+		return im.AccessToken{}, fmt.Errorf("%w: bad subject or id", ErrInvalidToken)
 	}
-	return im.Principal{UID: uid, Username: c.Username, Role: c.Role}, c.ExpiresAt.Time, nil
+	if c.Installation != t.installation {
+		return im.AccessToken{}, fmt.Errorf("%w: issued by another installation", ErrInvalidToken)
+	}
+	at := im.AccessToken{ID: c.ID, UID: uid, ExpiresAt: c.ExpiresAt.UnixMilli()}
+	if c.IssuedAt != nil {
+		at.IssuedAt = c.IssuedAt.UnixMilli()
+	}
+	return at, nil
 }

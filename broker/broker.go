@@ -201,12 +201,20 @@ func (b *Broker) Retain(topic string, payload []byte) {
 	})
 }
 
-// RefuseConnect answers a CONNECT with "not authorized": CONNACK 0x87 on
-// MQTT 5, return code 5 on 3.1.1.
-func (b *Broker) RefuseConnect(cl *mqtt.Client) error {
-	code := packets.ErrNotAuthorized
+// RefuseConnect answers a CONNECT with code, an MQTT 5 CONNACK reason:
+// ErrNotAuthorized, ErrServerUnavailable or ErrClientIdentifierNotValid.
+// MQTT 3.1.1 clients get the return code of the same meaning (5, 3 or 2):
+// 3.1.1 allows no other.
+func (b *Broker) RefuseConnect(cl *mqtt.Client, code packets.Code) error {
 	if cl.Properties.ProtocolVersion < 5 {
-		code = packets.Err3NotAuthorized
+		switch code {
+		case packets.ErrServerUnavailable:
+			code = packets.Err3ServerUnavailable
+		case packets.ErrClientIdentifierNotValid:
+			code = packets.Err3ClientIdentifierNotValid
+		default:
+			code = packets.Err3NotAuthorized
+		}
 	}
 	return b.srv.SendConnack(cl, code, false, nil)
 }
@@ -220,10 +228,15 @@ func (b *Broker) Unsubscribe(cl *mqtt.Client, filter string) {
 	cl.State.Subscriptions.Delete(filter)
 }
 
-// Disconnect sends a client a DISCONNECT with code (MQTT 5) and closes its
-// connection. It returns at once; a client whose socket does not take the
+// Disconnect sends an MQTT 5 client a DISCONNECT with code and closes its
+// connection. MQTT 3.1.1 has no server DISCONNECT: those connections are
+// just closed. It returns at once; a client whose socket does not take the
 // DISCONNECT within a second is closed without it.
 func (b *Broker) Disconnect(cl *mqtt.Client, code packets.Code) {
+	if cl.Properties.ProtocolVersion < 5 {
+		cl.Stop(code)
+		return
+	}
 	go func() {
 		done := make(chan struct{})
 		go func() {

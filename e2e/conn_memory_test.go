@@ -13,7 +13,6 @@ import (
 
 	"github.com/mochi-mqtt/server/v2/packets"
 
-	"github.com/imserver/imserver/im"
 	"github.com/imserver/imserver/internal/imtest"
 	"github.com/imserver/imserver/topics"
 )
@@ -39,21 +38,21 @@ func BenchmarkIdleConnMemory(b *testing.B) {
 			if transport == "ws" {
 				dial = func() (net.Conn, error) { return dialWS(s.App.HTTPAddr()) }
 			}
+			users := make([]imtest.User, 50) // each with many devices
+			for i := range users {
+				users[i] = s.Register(b, "idle")
+			}
 			for range b.N {
 				before := settledMemStats()
 				conns := make([]net.Conn, 0, n)
 				for i := range n {
-					uid := int64(1_000_000 + i)
-					tok, err := s.App.Tokens.Issue(im.Principal{UID: uid, Username: fmt.Sprint("idle", i), Role: "user"})
-					if err != nil {
-						b.Fatal(err)
-					}
+					u := users[i%len(users)]
 					c, err := dial()
 					if err != nil {
 						b.Fatal(err)
 					}
 					conns = append(conns, c)
-					if err := idleLogin(c, uid, tok); err != nil {
+					if err := idleLogin(c, u.UID, fmt.Sprintf("u%d-idle-%d", u.UID, i), u.Token); err != nil {
 						b.Fatalf("client %d: %v", i, err)
 					}
 				}
@@ -86,11 +85,11 @@ func settledMemStats() memFigures {
 
 // idleLogin sends CONNECT and SUBSCRIBE (inbox and broadcast) over c and
 // waits for CONNACK and SUBACK.
-func idleLogin(c net.Conn, uid int64, token string) error {
+func idleLogin(c net.Conn, uid int64, clientID, token string) error {
 	r := bufio.NewReader(c)
 	connect := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connect}, ProtocolVersion: 4,
 		Connect: packets.ConnectParams{ProtocolName: []byte("MQTT"), Clean: true, Keepalive: 120,
-			ClientIdentifier: fmt.Sprintf("u%d-idle", uid), UsernameFlag: true, Username: []byte("idle"),
+			ClientIdentifier: clientID, UsernameFlag: true, Username: []byte("idle"),
 			PasswordFlag: true, Password: []byte(token)}}
 	var buf bytes.Buffer
 	if err := connect.ConnectEncode(&buf); err != nil {

@@ -36,10 +36,32 @@ func replyTopic(shop, customer int64) string { return fmt.Sprintf("im/s/%d/u/%d"
 
 func serviceConv(shop, customer int64) string { return fmt.Sprintf("s:%d:%d", shop, customer) }
 
+// queueEvent reports whether m is one of the queue's events (PROTOCOL §8),
+// which come beside the others.
+func queueEvent(m imtest.Msg) bool {
+	switch m.Event() {
+	case wire.EventCSQueue, wire.EventCSQueued, wire.EventCSDequeued:
+		return true
+	}
+	return false
+}
+
+// next returns the next message that is not a queue event, unless a queue
+// event is wanted.
+func next(t testing.TB, c *imtest.Client, want string) imtest.Msg {
+	t.Helper()
+	for {
+		m := c.In.Next(t)
+		if !queueEvent(m) || m.Event() == want {
+			return m
+		}
+	}
+}
+
 // nextEvent returns the next message and checks it is the named event.
 func nextEvent(t testing.TB, c *imtest.Client, name string) wire.SessionEvent {
 	t.Helper()
-	m := c.In.Next(t)
+	m := next(t, c, name)
 	if m.Event() != name {
 		t.Fatalf("got %s, want event %s", m.Payload, name)
 	}
@@ -51,7 +73,7 @@ func nextEvent(t testing.TB, c *imtest.Client, name string) wire.SessionEvent {
 // nextMessage returns the next message and checks it is an envelope.
 func nextMessage(t testing.TB, c *imtest.Client) wire.Envelope {
 	t.Helper()
-	return c.In.Next(t).Envelope(t)
+	return next(t, c, "").Envelope(t)
 }
 
 func sessions(t testing.TB, s *imtest.Server, shop int64, status string) []wire.CSSession {

@@ -48,15 +48,16 @@ type Domain interface {
 	UserOffline(uid int64)
 }
 
-// Verifier checks access tokens (implemented by *auth.Tokens).
-type Verifier interface {
-	Verify(token string) (im.Principal, time.Time, error)
+// Authenticator answers who an access token is for and when it expires
+// (implemented by *im.Accounts).
+type Authenticator interface {
+	Authenticate(ctx context.Context, token string) (im.Principal, time.Time, error)
 }
 
 // Broker is the broker control the hook needs (implemented by
 // *broker.Broker).
 type Broker interface {
-	RefuseConnect(cl *mqtt.Client) error
+	RefuseConnect(cl *mqtt.Client, code packets.Code) error
 	Unsubscribe(cl *mqtt.Client, filter string)
 	Disconnect(cl *mqtt.Client, code packets.Code)
 	Publish(topic string, payload []byte) error
@@ -66,7 +67,7 @@ type Broker interface {
 type Options struct {
 	Chat     Chat
 	Domain   Domain
-	Tokens   Verifier
+	Tokens   Authenticator
 	Registry *Registry
 	Log      *slog.Logger
 	// PublishTimeout bounds the storing of one publish. Keep it well under
@@ -83,7 +84,7 @@ type Hook struct {
 	mqtt.HookBase
 	chat     Chat
 	dom      Domain
-	tokens   Verifier
+	tokens   Authenticator
 	registry *Registry
 	log      *slog.Logger
 	timeout  time.Duration
@@ -136,14 +137,20 @@ func (h *Hook) Provides(b byte) bool {
 // authorized" here (mochi's own refusal says "bad username or password").
 // The Will message is discarded: it would be published without any check.
 func (h *Hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
-	p, exp, err := h.tokens.Verify(string(pk.Connect.Password))
+	ctx, cancel := context.WithTimeout(context.Background(), h.timeout)
+	p, exp, err := h.tokens.Authenticate(ctx, string(pk.Connect.Password))
+	cancel()
 	if err != nil {
+		if _, _, refused := refusal(err); !refused {
+			h.log.Warn("mqtt connect: checking the token failed", "remote", cl.Net.Remote, "error", err)
+			return h.refuse(cl, packets.ErrServerUnavailable)
+		}
 		h.log.Info("mqtt connect refused", "reason", "bad token", "remote", cl.Net.Remote)
-		return h.refuse(cl)
+		return h.refuse(cl, packets.ErrNotAuthorized)
 	}
 	if id := pk.Connect.ClientIdentifier; id != "" && !strings.HasPrefix(id, clientIDPrefix(p.UID)) {
 		h.log.Info("mqtt connect refused", "reason", "foreign client id", "uid", p.UID, "client", id)
-		return h.refuse(cl)
+		return h.refuse(cl, packets.ErrNotAuthorized)
 	}
 	cl.Properties.Will = mqtt.Will{}
 	if ka := cl.State.Keepalive; ka == 0 || ka > h.maxKeep {
@@ -154,11 +161,13 @@ func (h *Hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	return nil
 }
 
-func (h *Hook) refuse(cl *mqtt.Client) error {
-	if err := h.registry.broker.RefuseConnect(cl); err != nil {
+// refuse answers the CONNECT with code (see Broker.RefuseConnect) and
+// makes mochi close the connection.
+func (h *Hook) refuse(cl *mqtt.Client, code packets.Code) error {
+	if err := h.registry.broker.RefuseConnect(cl, code); err != nil {
 		return err
 	}
-	return packets.ErrNotAuthorized
+	return code
 }
 
 // clientIDPrefix is the prefix every client id chosen by user uid must have.

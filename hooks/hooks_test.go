@@ -22,9 +22,9 @@ type fakeBroker struct {
 	disconnected map[*mqtt.Client]packets.Code
 }
 
-func (b *fakeBroker) RefuseConnect(*mqtt.Client) error           { return nil }
-func (b *fakeBroker) Unsubscribe(*mqtt.Client, string)           {}
-func (b *fakeBroker) Publish(topic string, payload []byte) error { return nil }
+func (b *fakeBroker) RefuseConnect(*mqtt.Client, packets.Code) error { return nil }
+func (b *fakeBroker) Unsubscribe(*mqtt.Client, string)               {}
+func (b *fakeBroker) Publish(topic string, payload []byte) error     { return nil }
 func (b *fakeBroker) Disconnect(cl *mqtt.Client, code packets.Code) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -88,7 +88,7 @@ var room7 = topics.Room(7)
 // many seconds (negative: already expired).
 type tokens struct{ now time.Time }
 
-func (t tokens) Verify(token string) (im.Principal, time.Time, error) {
+func (t tokens) Authenticate(_ context.Context, token string) (im.Principal, time.Time, error) {
 	var uid, secs int64
 	if _, err := fmt.Sscanf(token, "%d:%d", &uid, &secs); err != nil {
 		return im.Principal{}, time.Time{}, err

@@ -203,10 +203,33 @@ func (r *Registry) DropSubscription(uid int64, topic string) {
 	}
 }
 
-// CloseUser implements im.Live: every live client of uid is disconnected
-// (MQTT 5: DISCONNECT "not authorized" first).
-func (r *Registry) CloseUser(uid int64) {
-	for _, cl := range r.clientsOf(uid) {
-		r.broker.Disconnect(cl, packets.ErrNotAuthorized)
+// CloseToken implements im.Live: uid's live clients authenticated with
+// the token are disconnected (MQTT 5: DISCONNECT 0x98 administrative
+// action first).
+func (r *Registry) CloseToken(uid int64, token string) {
+	r.closeWhere(uid, func(c *conn) bool { return c.p.Token == token })
+}
+
+// CloseUser implements im.Live: every live client of uid but those
+// authenticated with except is disconnected (MQTT 5: DISCONNECT 0x98
+// administrative action first).
+func (r *Registry) CloseUser(uid int64, except string) {
+	r.closeWhere(uid, func(c *conn) bool { return except == "" || c.p.Token != except })
+}
+
+// closeWhere disconnects the live clients of uid that match.
+func (r *Registry) closeWhere(uid int64, match func(c *conn) bool) {
+	r.mu.RLock()
+	var out []*mqtt.Client
+	if u := r.users[uid]; u != nil {
+		for cl := range u.clients {
+			if match(r.clients[cl]) {
+				out = append(out, cl)
+			}
+		}
+	}
+	r.mu.RUnlock()
+	for _, cl := range out {
+		r.broker.Disconnect(cl, packets.ErrAdministrativeAction)
 	}
 }

@@ -18,17 +18,9 @@ import (
 	"github.com/imserver/imserver/uploads"
 )
 
-// Tokens issues and verifies access tokens (implemented by *auth.Tokens).
-type Tokens interface {
-	Issue(p im.Principal) (string, error)
-	Verify(token string) (im.Principal, time.Time, error)
-	TTL() time.Duration
-}
-
 // Options configures the API.
 type Options struct {
 	Domain *im.Service
-	Tokens Tokens
 	// MQTT serves MQTT over WebSocket at /mqtt.
 	MQTT http.Handler
 	// Web serves every path outside /api/, /mqtt and /healthz (the web
@@ -53,7 +45,6 @@ type API struct {
 	rooms    *im.Rooms
 	support  *im.Support
 	uploads  *uploads.Store
-	tokens   Tokens
 	log      *slog.Logger
 	timeout  time.Duration
 	public   string
@@ -62,10 +53,9 @@ type API struct {
 // New returns the HTTP handler of the server: REST under /api/v1, /healthz,
 // and /mqtt.
 func New(o Options) http.Handler {
-	a := &API{
-		accounts: o.Domain.Accounts, chat: o.Domain.Chat, rooms: o.Domain.Rooms, support: o.Domain.Support,
-		uploads: o.Uploads, tokens: o.Tokens, log: o.Log, timeout: o.RequestTimeout,
-		public: strings.TrimRight(o.PublicURL, "/"),
+	a := &API{uploads: o.Uploads, log: o.Log, timeout: o.RequestTimeout, public: strings.TrimRight(o.PublicURL, "/")}
+	if d := o.Domain; d != nil {
+		a.accounts, a.chat, a.rooms, a.support = d.Accounts, d.Chat, d.Rooms, d.Support
 	}
 	if a.log == nil {
 		a.log = slog.Default()
@@ -100,18 +90,30 @@ func New(o Options) http.Handler {
 	v1 := r.Group("/api/v1", a.deadline)
 	v1.POST("/auth/register", a.handle(a.register))
 	v1.POST("/auth/login", a.handle(a.login))
+	v1.POST("/auth/guest", a.handle(a.guest))
+	v1.POST("/auth/visitor", a.handle(a.visitor))
 
-	u := v1.Group("", a.authenticate)
-	u.GET("/me", a.handle(a.me))
-	u.GET("/conversations", a.handle(a.conversations))
-	u.GET("/conversations/:conv/messages", a.handle(a.history))
-	u.POST("/conversations/:conv/messages", a.handle(a.postMessage))
-	u.POST("/conversations/:conv/read", a.handle(a.markRead))
+	// Everyone signed in, guests included (PROTOCOL.md §6): the domain
+	// keeps guests to their own customer-service conversations.
+	g := v1.Group("", a.authenticate)
+	g.GET("/me", a.handle(a.me))
+	g.POST("/auth/logout", a.handle(a.logout))
+	g.GET("/conversations", a.handle(a.conversations))
+	g.GET("/conversations/:conv/messages", a.handle(a.history))
+	g.POST("/conversations/:conv/messages", a.handle(a.postMessage))
+	g.POST("/conversations/:conv/read", a.handle(a.markRead))
+	g.PUT("/shops/:shop_id/context", a.handle(a.setContext))
+	a.uploadRoutes(r, g)
+
+	// Users and admins only: guests get 403.
+	u := g.Group("", a.usersOnly)
+	u.PUT("/me/password", a.handle(a.changePassword))
 	u.POST("/broadcasts", a.handle(a.broadcast))
 	u.GET("/users", a.handle(a.findUsers))
+	u.POST("/users/:uid/disable", a.handle(a.disableUser))
+	u.POST("/users/:uid/enable", a.handle(a.enableUser))
 	a.roomRoutes(u)
 	a.shopRoutes(u)
-	a.uploadRoutes(r, u)
 	return r
 }
 
@@ -173,12 +175,23 @@ func (a *API) authenticate(c *gin.Context) {
 		a.fail(c, apiError(im.ErrUnauthorized, "an access token is required: log in at POST /api/v1/auth/login"))
 		return
 	}
-	p, _, err := a.tokens.Verify(token)
+	p, _, err := a.accounts.Authenticate(c.Request.Context(), token)
 	if err != nil {
-		a.fail(c, apiError(im.ErrUnauthorized, "the access token is invalid or expired: log in again"))
+		a.fail(c, err)
 		return
 	}
 	c.Set(principalKey, p)
+	c.Next()
+}
+
+// usersOnly refuses guests (PROTOCOL.md §6): everything but their own
+// customer-service conversations, uploads and their account is closed to
+// them.
+func (a *API) usersOnly(c *gin.Context) {
+	if principal(c).IsGuest() {
+		a.fail(c, apiError(im.ErrForbidden, "guests may only talk to shops"))
+		return
+	}
 	c.Next()
 }
 

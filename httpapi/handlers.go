@@ -7,57 +7,6 @@ import (
 	"github.com/imserver/imserver/wire"
 )
 
-func (a *API) register(c *gin.Context) (int, any, error) {
-	req, err := request[wire.Credentials](c)
-	if err != nil {
-		return failed(err)
-	}
-	u, err := a.accounts.Register(c.Request.Context(), req.Username, req.Password)
-	if err != nil {
-		return failed(err)
-	}
-	return created(account(u, false))
-}
-
-func (a *API) login(c *gin.Context) (int, any, error) {
-	req, err := request[wire.Credentials](c)
-	if err != nil {
-		return failed(err)
-	}
-	u, err := a.accounts.Login(c.Request.Context(), req.Username, req.Password)
-	if err != nil {
-		return failed(err)
-	}
-	tok, err := a.tokens.Issue(im.Principal{UID: u.UID, Username: u.Username, Role: u.Role})
-	if err != nil {
-		return failed(err)
-	}
-	return answered(wire.Token{
-		AccessToken: tok, TokenType: "Bearer", ExpiresIn: int64(a.tokens.TTL().Seconds()),
-		UID: u.UID, Username: u.Username, Role: u.Role,
-	})
-}
-
-func (a *API) me(c *gin.Context) (int, any, error) {
-	u, err := a.accounts.User(c.Request.Context(), principal(c).UID)
-	if err != nil {
-		return failed(err)
-	}
-	return answered(account(u, true))
-}
-
-func (a *API) findUsers(c *gin.Context) (int, any, error) {
-	users, err := a.accounts.Find(c.Request.Context(), c.Query("username"))
-	if err != nil {
-		return failed(err)
-	}
-	out := make([]wire.Account, len(users))
-	for i, u := range users {
-		out[i] = account(u, false)
-	}
-	return answered(out)
-}
-
 func (a *API) conversations(c *gin.Context) (int, any, error) {
 	convs, err := a.chat.Conversations(c.Request.Context(), principal(c))
 	if err != nil {

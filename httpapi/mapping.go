@@ -17,7 +17,7 @@ func envelopes(msgs []im.Message) []wire.Envelope {
 }
 
 func account(u im.User, withRole bool) wire.Account {
-	a := wire.Account{UID: u.UID, Username: u.Username}
+	a := wire.Account{UID: u.UID, Username: u.Username, Name: u.Name}
 	if withRole {
 		a.Role = u.Role
 	}
@@ -131,6 +131,26 @@ func tickets(ts []im.Ticket) []wire.CSSession {
 	out := make([]wire.CSSession, len(ts))
 	for i, t := range ts {
 		out[i] = ticket(t)
+	}
+	return out
+}
+
+func cannedReply(c im.CannedReply) wire.CannedReply {
+	return wire.CannedReply{ID: c.ID, Shortcut: c.Shortcut, Text: c.Text}
+}
+
+func cannedReplies(cs []im.CannedReply) []wire.CannedReply {
+	out := make([]wire.CannedReply, len(cs))
+	for i, c := range cs {
+		out[i] = cannedReply(c)
+	}
+	return out
+}
+
+func customer(c im.Customer) wire.Customer {
+	out := wire.Customer{UID: c.UID, Username: c.Username, Name: c.Name, FirstContact: c.FirstContact, Sessions: tickets(c.Tickets)}
+	if c.Page != nil {
+		out.Page = &wire.PageContext{URL: c.Page.URL, Title: c.Page.Title, UpdatedAt: c.Page.UpdatedAt}
 	}
 	return out
 }

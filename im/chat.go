@@ -39,6 +39,9 @@ func (ch *Chat) PublishTopic(ctx context.Context, p Principal, topic string, pay
 	if route.Kind == topics.KindTyping {
 		return Message{}, ch.Typing(ctx, p, payload)
 	}
+	if p.IsGuest() && route.Kind != topics.KindShop {
+		return Message{}, errGuest()
+	}
 	msg, err := decodePublish(payload)
 	if err != nil {
 		return Message{}, err
@@ -69,6 +72,9 @@ func (ch *Chat) Send(ctx context.Context, p Principal, conv string, msg wire.Pub
 	if err != nil {
 		return Message{}, err
 	}
+	if p.IsGuest() && (c.Kind != topics.ConvService || c.Customer != p.UID) {
+		return Message{}, errGuest()
+	}
 	switch c.Kind {
 	case topics.ConvSingle:
 		other := c.Other(p.UID)
@@ -96,6 +102,9 @@ func (ch *Chat) Broadcast(ctx context.Context, p Principal, text string) (Messag
 	return ch.Send(ctx, p, topics.SysConv, wire.Publish{Type: wire.TypeText, Body: body})
 }
 
+// errGuest refuses a guest what only users may do (PROTOCOL.md §6).
+func errGuest() error { return errorf(ErrForbidden, "guests may only talk to shops") }
+
 func parseConv(conv string) (topics.Conv, error) {
 	c, err := topics.ParseConv(conv)
 	if err != nil {
@@ -114,7 +123,7 @@ func (ch *Chat) sendSingle(ctx context.Context, p Principal, to int64, msg wire.
 	if err != nil {
 		return Message{}, err
 	}
-	if err := ch.accounts.exists(ctx, to); err != nil {
+	if err := ch.accounts.notGuest(ctx, to); err != nil {
 		return Message{}, err
 	}
 	return ch.post(ctx, p, topics.SingleConv(p.UID, to), msg, topics.Inbox(to), topics.Inbox(p.UID))
@@ -169,6 +178,9 @@ func (ch *Chat) post(ctx context.Context, p Principal, conv string, msg wire.Pub
 // ErrNotFound if the conversation's other party (user, room, shop) does not
 // exist.
 func (ch *Chat) canRead(ctx context.Context, p Principal, c topics.Conv) error {
+	if p.IsGuest() && (c.Kind != topics.ConvService || c.Customer != p.UID) {
+		return errGuest()
+	}
 	switch c.Kind {
 	case topics.ConvSys:
 		return nil
@@ -221,10 +233,15 @@ func (ch *Chat) Conversations(ctx context.Context, p Principal) ([]ConversationS
 	if err != nil {
 		return nil, fmt.Errorf("conversations of %d: %w", p.UID, err)
 	}
-	for i := range rows {
-		rows[i].ReadSeq = min(rows[i].ReadSeq, rows[i].LastSeq)
+	out := rows[:0]
+	for _, r := range rows {
+		if p.IsGuest() && r.Kind != topics.ConvService { // a guest's own service chats only
+			continue
+		}
+		r.ReadSeq = min(r.ReadSeq, r.LastSeq)
+		out = append(out, r)
 	}
-	return rows, nil
+	return out, nil
 }
 
 // MarkRead raises p's read position in conv to seq (clamped to the last

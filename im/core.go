@@ -69,31 +69,35 @@ type nobodyLive struct{}
 func (nobodyLive) Online(int64) bool              { return false }
 func (nobodyLive) Reachable(int64) bool           { return false }
 func (nobodyLive) DropSubscription(int64, string) {}
-func (nobodyLive) CloseUser(int64)                {}
+func (nobodyLive) CloseToken(int64, string)       {}
+func (nobodyLive) CloseUser(int64, string)        {}
 
-// idSet is a set of ids bounded to max entries: when full, it forgets
-// everything and starts again. It caches facts that never become false
-// (an account exists), so forgetting only costs a lookup.
-type idSet struct {
-	mu  sync.RWMutex
-	max int
-	ids map[int64]struct{}
+// knownUsers remembers which uids exist and whether they are guests,
+// bounded to max entries: when full, it forgets everything and starts
+// again. Accounts are never deleted and never change between user and
+// guest, so forgetting only costs a lookup.
+type knownUsers struct {
+	mu    sync.RWMutex
+	max   int
+	guest map[int64]bool
 }
 
-func newIDSet(max int) *idSet { return &idSet{max: max, ids: make(map[int64]struct{})} }
+func newKnownUsers(max int) *knownUsers { return &knownUsers{max: max, guest: make(map[int64]bool)} }
 
-func (s *idSet) has(id int64) bool {
-	s.mu.RLock()
-	_, ok := s.ids[id]
-	s.mu.RUnlock()
-	return ok
+// get reports whether uid is known to exist, and if so whether it is a
+// guest.
+func (k *knownUsers) get(uid int64) (guest, ok bool) {
+	k.mu.RLock()
+	guest, ok = k.guest[uid]
+	k.mu.RUnlock()
+	return guest, ok
 }
 
-func (s *idSet) add(id int64) {
-	s.mu.Lock()
-	if len(s.ids) >= s.max {
-		clear(s.ids)
+func (k *knownUsers) add(u User) {
+	k.mu.Lock()
+	if len(k.guest) >= k.max {
+		clear(k.guest)
 	}
-	s.ids[id] = struct{}{}
-	s.mu.Unlock()
+	k.guest[u.UID] = u.Role == RoleGuest
+	k.mu.Unlock()
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/imserver/imserver/topics"
 	"github.com/imserver/imserver/wire"
@@ -19,6 +21,9 @@ type dispatcher struct {
 	*core
 	store    SupportStore
 	accounts *Accounts
+
+	posMu     sync.Mutex
+	positions map[int64]map[int64]int // by shop: the queue position each queued ticket's customer was last told
 }
 
 // routed is what a customer-service transaction did, to be delivered after
@@ -31,6 +36,8 @@ type routed struct {
 	msgs     []Message // stored in this transaction, in seq order
 	dup      *Message  // the earlier copy of a re-sent message: roll back
 	reroute  bool      // the fast path could not take it: roll back and route
+	enqueued bool      // the ticket entered the shop's queue
+	dequeued bool      // the ticket left the shop's queue
 }
 
 // end is the transaction's end: work that found a duplicate, or that must
@@ -93,7 +100,7 @@ func (d *dispatcher) customerMessage(ctx context.Context, p Principal, shopID in
 			return r.end(), err
 		})
 	}
-	return d.finish(r, err, p.UID)
+	return d.finish(ctx, r, err, p.UID)
 }
 
 // appendToAssigned stores a customer's message in its open ticket when
@@ -157,7 +164,7 @@ func (d *dispatcher) route(ctx context.Context, tx SupportTx, shop Shop, custome
 		if t, err = tx.CreateTicket(ctx, t); err != nil {
 			return err
 		}
-		r.assigned = agent != 0
+		r.assigned, r.enqueued = agent != 0, agent == 0
 	} else if agent != t.Agent || (agent == 0 && t.Status != TicketQueued) {
 		if t, err = d.assign(ctx, tx, t, agent, r); err != nil {
 			return err
@@ -205,6 +212,8 @@ func (d *dispatcher) choose(ctx context.Context, tx SupportTx, shop, customer, c
 // assign gives t to agent (0: back to the queue) inside tx, and fills r.
 func (d *dispatcher) assign(ctx context.Context, tx SupportTx, t Ticket, agent int64, r *routed) (Ticket, error) {
 	r.prev, r.assigned = t.Agent, agent != 0
+	r.enqueued = agent == 0 && t.Status != TicketQueued
+	r.dequeued = agent != 0 && t.Status == TicketQueued
 	now := d.nowMillis()
 	t.Agent = agent
 	if agent == 0 {
@@ -277,11 +286,11 @@ func keywordReply(shop Shop, msg wire.Publish) string {
 
 // finish delivers a finished customer-service transaction, or turns its
 // error into the caller's answer.
-func (d *dispatcher) finish(r routed, err error, echo int64) (Message, error) {
+func (d *dispatcher) finish(ctx context.Context, r routed, err error, echo int64) (Message, error) {
 	if err != nil {
 		return Message{}, fmt.Errorf("customer service: %w", err)
 	}
-	d.deliverRouted(r, echo)
+	d.deliverRouted(ctx, r, echo)
 	switch {
 	case r.dup != nil:
 		return *r.dup, nil
@@ -293,20 +302,22 @@ func (d *dispatcher) finish(r routed, err error, echo int64) (Message, error) {
 
 // deliverRouted sends a customer-service transaction's results: ticket
 // events, the new agent's backlog, then the new messages, to the customer
-// and the agent (and echo is the sender's inbox, when it is neither). A
-// re-sent message goes back to its sender alone.
-func (d *dispatcher) deliverRouted(r routed, echo int64) {
+// and the agent (and echo is the sender's inbox, when it is neither), and
+// the queue's events. A re-sent message goes back to its sender alone.
+func (d *dispatcher) deliverRouted(ctx context.Context, r routed, echo int64) {
 	t := r.ticket
 	if r.dup != nil {
 		d.deliver(r.dup.Envelope(), topics.Inbox(r.dup.From))
 		return
 	}
+	d.queueEvents(ctx, r)
 	if r.assigned {
+		names := d.names(ctx, t.Customer, t.Agent)
 		if r.prev != 0 && r.prev != t.Agent {
-			d.deliver(ticketEvent(wire.EventCSTransferred, t), topics.Inbox(r.prev), topics.Inbox(t.Customer))
+			d.deliver(ticketEvent(wire.EventCSTransferred, t, names), topics.Inbox(r.prev), topics.Inbox(t.Customer))
 		}
 		if t.Agent != 0 {
-			d.deliver(ticketEvent(wire.EventCSAssigned, t), topics.Inbox(t.Agent), topics.Inbox(t.Customer))
+			d.deliver(ticketEvent(wire.EventCSAssigned, t, names), topics.Inbox(t.Agent), topics.Inbox(t.Customer))
 			for _, m := range r.backlog {
 				d.deliver(m.Envelope(), topics.Inbox(t.Agent))
 			}
@@ -324,9 +335,11 @@ func (d *dispatcher) deliverRouted(r routed, echo int64) {
 	}
 }
 
-func ticketEvent(name string, t Ticket) wire.SessionEvent {
+// ticketEvent is a cs_* event about t; names has the display names of its
+// customer and agent.
+func ticketEvent(name string, t Ticket, names map[int64]string) wire.SessionEvent {
 	return wire.SessionEvent{Event: name, Session: t.ID, Shop: t.Shop, Customer: t.Customer, Agent: t.Agent,
-		Conv: topics.ServiceConv(t.Shop, t.Customer)}
+		Conv: topics.ServiceConv(t.Shop, t.Customer), CustomerName: names[t.Customer], AgentName: names[t.Agent]}
 }
 
 // agentReply handles an agent's reply to a customer
@@ -359,7 +372,7 @@ func (d *dispatcher) agentReply(ctx context.Context, p Principal, shopID, custom
 		err := d.reply(ctx, tx, p.UID, shopID, customer, Message{From: p.UID, Type: msg.Type, Body: msg.Body, CID: msg.CID}, &r)
 		return r.end(), err
 	})
-	return d.finish(r, err, p.UID)
+	return d.finish(ctx, r, err, p.UID)
 }
 
 func (d *dispatcher) reply(ctx context.Context, tx SupportTx, agent, shopID, customer int64, m Message, r *routed) error {
@@ -409,33 +422,64 @@ func (d *dispatcher) transfer(ctx context.Context, t Ticket, to int64) error {
 	if err != nil {
 		return fmt.Errorf("transfer session %d: %w", t.ID, err)
 	}
-	d.deliverRouted(r, 0)
+	d.deliverRouted(ctx, r, 0)
+	return nil
+}
+
+// take gives the queued ticket t to agent (checked by the caller), or
+// fails with ErrConflict if it is no longer queued.
+func (d *dispatcher) take(ctx context.Context, t Ticket, agent int64) error {
+	defer d.locks.lock(topics.ServiceConv(t.Shop, t.Customer))()
+	var r routed
+	err := d.store.InSupportTx(ctx, func(tx SupportTx) (TxEnd, error) {
+		r = routed{}
+		if _, err := tx.LockShop(ctx, t.Shop); err != nil {
+			return Rollback, err
+		}
+		cur, err := tx.LockTicket(ctx, t.ID)
+		if err != nil {
+			return Rollback, err
+		}
+		if cur.Status != TicketQueued {
+			return Rollback, errorf(ErrConflict, "session %d is no longer queued", t.ID)
+		}
+		_, err = d.assign(ctx, tx, cur, agent, &r)
+		return Commit, err
+	})
+	if err != nil {
+		return fmt.Errorf("take session %d: %w", t.ID, err)
+	}
+	d.deliverRouted(ctx, r, 0)
 	return nil
 }
 
 // close ends t; cs_closed goes to its customer and agent.
 func (d *dispatcher) close(ctx context.Context, t Ticket) error {
 	defer d.locks.lock(topics.ServiceConv(t.Shop, t.Customer))()
-	var closed *Ticket
+	var r routed
+	closed := false
 	err := d.store.InSupportTx(ctx, func(tx SupportTx) (TxEnd, error) {
-		closed = nil
+		r, closed = routed{}, false
 		cur, err := tx.LockTicket(ctx, t.ID)
 		if err != nil || cur.Status == TicketClosed {
 			return Rollback, err
 		}
+		r.dequeued = cur.Status == TicketQueued
 		cur.Status, cur.ClosedAt = TicketClosed, d.nowMillis()
-		closed = &cur
+		r.ticket, closed = cur, true
 		return Commit, tx.UpdateTicket(ctx, cur)
 	})
 	if err != nil {
 		return fmt.Errorf("close session %d: %w", t.ID, err)
 	}
-	if closed != nil {
-		targets := []string{topics.Inbox(closed.Customer)}
-		if closed.Agent != 0 {
-			targets = append(targets, topics.Inbox(closed.Agent))
+	if closed {
+		c := r.ticket
+		targets := []string{topics.Inbox(c.Customer)}
+		if c.Agent != 0 {
+			targets = append(targets, topics.Inbox(c.Agent))
 		}
-		d.deliver(ticketEvent(wire.EventCSClosed, *closed), targets...)
+		d.deliver(ticketEvent(wire.EventCSClosed, c, d.names(ctx, c.Customer, c.Agent)), targets...)
+		d.queueEvents(ctx, r)
 	}
 	return nil
 }
@@ -443,9 +487,10 @@ func (d *dispatcher) close(ctx context.Context, t Ticket) error {
 // requeue puts an open ticket back in the queue and tells its agent.
 func (d *dispatcher) requeue(ctx context.Context, t Ticket) error {
 	defer d.locks.lock(topics.ServiceConv(t.Shop, t.Customer))()
-	var requeued *Ticket
+	var r routed
+	requeued := false
 	err := d.store.InSupportTx(ctx, func(tx SupportTx) (TxEnd, error) {
-		requeued = nil
+		r, requeued = routed{}, false
 		if _, err := tx.LockShop(ctx, t.Shop); err != nil {
 			return Rollback, err
 		}
@@ -454,14 +499,15 @@ func (d *dispatcher) requeue(ctx context.Context, t Ticket) error {
 			return Rollback, err
 		}
 		cur.Agent, cur.Status = 0, TicketQueued
-		requeued = &cur
+		r.ticket, r.enqueued, requeued = cur, true, true
 		return Commit, tx.UpdateTicket(ctx, cur)
 	})
 	if err != nil {
 		return fmt.Errorf("requeue session %d: %w", t.ID, err)
 	}
-	if requeued != nil {
-		d.deliver(ticketEvent(wire.EventCSTransferred, *requeued), topics.Inbox(t.Agent))
+	if requeued {
+		d.deliver(ticketEvent(wire.EventCSTransferred, r.ticket, d.names(ctx, t.Customer)), topics.Inbox(t.Agent))
+		d.queueEvents(ctx, r)
 	}
 	return nil
 }
@@ -531,7 +577,98 @@ func (d *dispatcher) drainOne(ctx context.Context, q Ticket) (stop bool, err err
 		return Commit, err
 	})
 	if err == nil && r.assigned {
-		d.deliverRouted(r, 0)
+		d.deliverRouted(ctx, r, 0)
 	}
 	return stop, err
+}
+
+// queueEvents tells the shop's agents that r's ticket entered or left the
+// queue (cs_queued, cs_dequeued), and has the queued customers told their
+// new positions.
+func (d *dispatcher) queueEvents(ctx context.Context, r routed) {
+	if !r.enqueued && !r.dequeued {
+		return
+	}
+	t := r.ticket
+	agents, err := d.store.Agents(ctx, t.Shop)
+	if err != nil {
+		d.log.Warn("queue events: agents", "shop", t.Shop, "error", err)
+	}
+	inboxes := make([]string, 0, len(agents))
+	for _, a := range agents {
+		if d.live.Online(a.UID) {
+			inboxes = append(inboxes, topics.Inbox(a.UID))
+		}
+	}
+	if r.enqueued {
+		d.deliver(wire.QueuedEvent{Event: wire.EventCSQueued, Session: t.ID, Shop: t.Shop, Customer: t.Customer,
+			Conv: topics.ServiceConv(t.Shop, t.Customer), CreatedAt: t.CreatedAt}, inboxes...)
+	} else {
+		ev := wire.DequeuedEvent{Event: wire.EventCSDequeued, Session: t.ID, Shop: t.Shop}
+		if t.Agent != 0 {
+			agent := t.Agent
+			ev.Agent = &agent
+		}
+		d.deliver(ev, inboxes...)
+	}
+	shop := t.Shop
+	d.work.do("queue:"+strconv.FormatInt(shop, 10), func(ctx context.Context) { d.sendPositions(ctx, shop) })
+}
+
+// sendPositions tells each queued customer of the shop its position (1 is
+// next) and an estimate of its wait, when the position changed since it
+// was last told.
+func (d *dispatcher) sendPositions(ctx context.Context, shop int64) {
+	queued, err := d.store.Tickets(ctx, shop, TicketQueued, 0)
+	if err != nil {
+		d.log.Warn("queue positions", "shop", shop, "error", err)
+		return
+	}
+	interval := d.assignmentInterval(ctx, shop)
+	d.posMu.Lock()
+	defer d.posMu.Unlock()
+	told := d.positions[shop]
+	now := make(map[int64]int, len(queued))
+	for i, t := range queued {
+		pos := i + 1
+		now[t.ID] = pos
+		if told[t.ID] == pos {
+			continue
+		}
+		ev := wire.QueueEvent{Event: wire.EventCSQueue, Session: t.ID, Shop: shop, Position: pos}
+		if interval > 0 {
+			eta := (int64(pos)*interval + 999) / 1000
+			ev.ETA = &eta
+		}
+		d.deliver(ev, topics.Inbox(t.Customer))
+	}
+	if d.positions == nil {
+		d.positions = make(map[int64]map[int64]int)
+	}
+	if len(now) == 0 {
+		delete(d.positions, shop)
+	} else {
+		d.positions[shop] = now
+	}
+}
+
+// How recent assignments estimate a queue's wait.
+const (
+	etaSamples = 20
+	etaWindow  = 2 * time.Hour
+)
+
+// assignmentInterval is the mean time between the shop's recent
+// assignments of tickets that had waited, in milliseconds: how long each
+// place in the queue takes. 0 when there are too few to tell.
+func (d *dispatcher) assignmentInterval(ctx context.Context, shop int64) int64 {
+	times, err := d.store.AssignmentTimes(ctx, shop, d.now().Add(-etaWindow).UnixMilli(), etaSamples)
+	if err != nil {
+		d.log.Warn("queue estimate", "shop", shop, "error", err)
+		return 0
+	}
+	if len(times) < 2 {
+		return 0
+	}
+	return max(1, (times[0]-times[len(times)-1])/int64(len(times)-1))
 }

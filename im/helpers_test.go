@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -122,7 +123,8 @@ func (l *live) set(uid int64, on bool) {
 
 func (l *live) Online(uid int64) bool    { return l.Reachable(uid) }
 func (l *live) Reachable(uid int64) bool { l.mu.Lock(); defer l.mu.Unlock(); return l.reachable[uid] }
-func (l *live) CloseUser(int64)          {}
+func (l *live) CloseUser(int64, string)  {}
+func (l *live) CloseToken(int64, string) {}
 func (l *live) DropSubscription(uid int64, topic string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -135,6 +137,30 @@ type plainPasswords struct{}
 
 func (plainPasswords) Hash(pw string) (string, error) { return "plain:" + pw, nil }
 func (plainPasswords) Verify(hash, pw string) bool    { return hash == "plain:"+pw }
+
+// plainTokens "signs" a token as its id and uid in clear: the domain's
+// records, not JWTs, are under test here.
+type plainTokens struct{}
+
+func (plainTokens) Sign(t im.AccessToken) (string, error) {
+	return fmt.Sprintf("%s.%d.%d", t.ID, t.UID, t.ExpiresAt), nil
+}
+
+func (plainTokens) Parse(s string) (im.AccessToken, error) {
+	var t im.AccessToken
+	parts := strings.Split(s, ".")
+	if len(parts) != 3 {
+		return t, errors.New("bad token")
+	}
+	t.ID = parts[0]
+	if _, err := fmt.Sscan(parts[1], &t.UID); err != nil {
+		return t, err
+	}
+	if _, err := fmt.Sscan(parts[2], &t.ExpiresAt); err != nil {
+		return t, err
+	}
+	return t, nil
+}
 
 // domain is a Service on a fresh SQLite store.
 type domain struct {
@@ -152,7 +178,7 @@ func newDomain(t *testing.T) *domain {
 		t.Fatal(err)
 	}
 	d := &domain{pub: &recorder{}, live: &live{}}
-	d.Service, err = im.New(ctx, im.Options{Store: st, Publisher: d.pub, Passwords: plainPasswords{}, Live: d.live, Log: slog.New(slog.DiscardHandler)})
+	d.Service, err = im.New(ctx, im.Options{Store: st, Publisher: d.pub, Passwords: plainPasswords{}, Tokens: plainTokens{}, Live: d.live, Log: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,11 +199,15 @@ func newDomain(t *testing.T) *domain {
 
 func (d *domain) login(t *testing.T, name, pw string) im.Principal {
 	t.Helper()
-	u, err := d.Accounts.Login(context.Background(), name, pw)
+	tok, err := d.Accounts.Login(context.Background(), name, pw)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return im.Principal{UID: u.UID, Username: u.Username, Role: u.Role}
+	p, _, err := d.Accounts.Authenticate(context.Background(), tok.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 // user registers a user and returns it as a principal.

@@ -2,15 +2,19 @@ package im
 
 import (
 	"encoding/json"
+	"time"
 
 	"github.com/imserver/imserver/topics"
 	"github.com/imserver/imserver/wire"
 )
 
-// Roles of users.
+// Roles of users. A guest (PROTOCOL.md §6) is a customer without a
+// password: made by POST /auth/guest or /auth/visitor, it may only talk to
+// shops.
 const (
 	RoleUser  = "user"
 	RoleAdmin = "admin"
+	RoleGuest = "guest"
 )
 
 // Agent statuses (PUT /me/status).
@@ -29,22 +33,47 @@ const (
 type User struct {
 	UID          int64
 	Username     string
-	PasswordHash string
-	Role         string
+	Name         string // display name (guests and visitors may give one); "" for none
+	PasswordHash string // "" for guests: they cannot log in
+	Role         string // RoleUser, RoleAdmin or RoleGuest
 	Status       string
+	Disabled     bool
 	CreatedAt    int64 // Unix milliseconds
 	LastSeen     int64 // when its last live connection closed, Unix milliseconds; 0 if never
 }
 
-// Principal is an authenticated caller, as proven by an access token.
+// Principal is an authenticated caller: the account an access token was
+// issued to, as it is now (its role is the account's current role), and
+// the token's id.
 type Principal struct {
 	UID      int64
 	Username string
 	Role     string
+	Token    string // the access token's id; "" for callers inside the server
 }
 
 // IsAdmin reports whether p may use the admin API.
 func (p Principal) IsAdmin() bool { return p.Role == RoleAdmin }
+
+// IsGuest reports whether p is a guest or a verified visitor.
+func (p Principal) IsGuest() bool { return p.Role == RoleGuest }
+
+// AccessToken is an access token as issued: its id (jti, 128 random bits
+// in hex), who it is for and its lifetime (Unix milliseconds). The token
+// string itself is only ever handed to its owner.
+type AccessToken struct {
+	ID        string
+	UID       int64
+	IssuedAt  int64
+	ExpiresAt int64
+}
+
+// Token is an issued access token and what a login answers with.
+type Token struct {
+	Token     string // the signed token, for the Authorization header and the MQTT password
+	ExpiresAt time.Time
+	User      User
+}
 
 // Message is a stored message.
 type Message struct {

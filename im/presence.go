@@ -40,6 +40,9 @@ func newPresence(c *core, store presenceStore) *Presence {
 // after its SUBACK. ErrForbidden otherwise.
 func (pr *Presence) Subscribe(ctx context.Context, p Principal, uid int64) error {
 	if p.UID != uid {
+		if p.IsGuest() {
+			return errGuest()
+		}
 		ok, err := pr.store.SharesConversation(ctx, p.UID, uid)
 		if err != nil {
 			return err

@@ -70,6 +70,9 @@ func (r *Rooms) AddMember(ctx context.Context, p Principal, room, uid int64) (Ro
 	if err != nil {
 		return RoomMember{}, err
 	}
+	if u.Role == RoleGuest {
+		return RoomMember{}, errorf(ErrInvalid, "user %d is a guest: guests only talk to shops", uid)
+	}
 	m := RoomMember{UID: u.UID, Username: u.Username, Role: RoomRoleMember}
 	if uid == rm.Owner {
 		m.Role = RoomRoleOwner

@@ -54,8 +54,21 @@ type Live interface {
 	// DropSubscription removes uid's subscriptions to topic on every live
 	// connection of uid, at once.
 	DropSubscription(uid int64, topic string)
-	// CloseUser disconnects every live connection of uid.
-	CloseUser(uid int64)
+	// CloseToken disconnects uid's live connections made with the access
+	// token token (its id).
+	CloseToken(uid int64, token string)
+	// CloseUser disconnects every live connection of uid but those made
+	// with the token except ("" for none).
+	CloseUser(uid int64, except string)
+}
+
+// TokenCodec signs and parses access tokens (auth.Tokens implements it).
+// Parse checks the signature, the algorithm, the expiry and that this
+// installation issued it; the domain checks the rest (see
+// Accounts.Authenticate).
+type TokenCodec interface {
+	Sign(t AccessToken) (string, error)
+	Parse(token string) (AccessToken, error)
 }
 
 // Passwords hashes and checks passwords with a slow, salted KDF. Verify
@@ -65,15 +78,21 @@ type Passwords interface {
 	Verify(hash, password string) bool
 }
 
-// Options configures a Service. Store, Publisher and Passwords are required.
+// Options configures a Service. Store, Publisher, Passwords and Tokens are
+// required.
 type Options struct {
 	Store     Store
 	Publisher Publisher
 	Passwords Passwords
-	Live      Live             // default: nobody is connected
-	Log       *slog.Logger     // default: slog.Default()
-	Now       func() time.Time // default: time.Now
-	NewID     func() string    // message ids; default: 20 random hex digits
+	Tokens    TokenCodec
+	// TokenTTL is how long users' access tokens last (default 7 days);
+	// guests' last GuestTokenTTL (default 30 days): a guest has no
+	// password to log in with again, and its token is its account.
+	TokenTTL, GuestTokenTTL time.Duration
+	Live                    Live             // default: nobody is connected
+	Log                     *slog.Logger     // default: slog.Default()
+	Now                     func() time.Time // default: time.Now
+	NewID                   func() string    // message ids; default: 20 random hex digits
 	// PublishRate is how many messages per second one user may send, over
 	// MQTT and REST together, with bursts of PublishBurst. 0 disables the
 	// limit.
@@ -96,11 +115,11 @@ type Service struct {
 // New builds the domain and loads what it keeps in memory (room
 // memberships). Close stops its background work.
 func New(ctx context.Context, o Options) (*Service, error) {
-	if o.Store == nil || o.Publisher == nil || o.Passwords == nil {
-		return nil, fmt.Errorf("im: Store, Publisher and Passwords are required")
+	if o.Store == nil || o.Publisher == nil || o.Passwords == nil || o.Tokens == nil {
+		return nil, fmt.Errorf("im: Store, Publisher, Passwords and Tokens are required")
 	}
 	c := newCore(o)
-	accounts := &Accounts{core: c, store: o.Store, pw: o.Passwords, known: newIDSet(maxKnownUsers)}
+	accounts := newAccounts(c, o)
 	rooms, err := newRooms(ctx, c, o.Store, accounts)
 	if err != nil {
 		return nil, err

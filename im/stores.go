@@ -14,6 +14,32 @@ type UserStore interface {
 	UserByName(ctx context.Context, username string) (User, error)
 	// UserByID finds a user by uid.
 	UserByID(ctx context.Context, uid int64) (User, error)
+	// UsersByID finds the users of uids that exist.
+	UsersByID(ctx context.Context, uids []int64) ([]User, error)
+	// SearchUsers lists users whose username contains q
+	// (case-insensitive), newest first.
+	SearchUsers(ctx context.Context, q string, limit int) ([]User, error)
+	// SetPassword stores a new password hash.
+	SetPassword(ctx context.Context, uid int64, hash string) error
+	// SetDisabled disables or enables an account.
+	SetDisabled(ctx context.Context, uid int64, disabled bool) error
+	// SetName changes a user's display name.
+	SetName(ctx context.Context, uid int64, name string) error
+
+	// CreateToken records an issued access token.
+	CreateToken(ctx context.Context, t AccessToken) error
+	// Token returns a recorded token and whether it was revoked;
+	// ErrNotFound if this installation never issued it.
+	Token(ctx context.Context, id string) (t AccessToken, revoked bool, err error)
+	// RevokeToken revokes one token.
+	RevokeToken(ctx context.Context, id string, at int64) error
+	// RevokeTokens revokes every token of uid but except ("" for none).
+	RevokeTokens(ctx context.Context, uid int64, except string, at int64) error
+	// RevokedSince lists the tokens revoked at or after since, with their
+	// users.
+	RevokedSince(ctx context.Context, since int64) ([]AccessToken, error)
+	// DeleteExpiredTokens forgets tokens that expired before before.
+	DeleteExpiredTokens(ctx context.Context, before int64) error
 }
 
 // MessageStore keeps conversations, their messages and read positions.
@@ -109,6 +135,36 @@ type SupportStore interface {
 	// returns Commit and no error; otherwise it rolls it back. It returns
 	// fn's error.
 	InSupportTx(ctx context.Context, fn func(SupportTx) (TxEnd, error)) error
+
+	// IdentitySecret returns the shop's identity secret, first setting it
+	// to fresh if it has none.
+	IdentitySecret(ctx context.Context, shop int64, fresh string) (string, error)
+	// Visitor returns the user of the shop's verified visitor externalID,
+	// creating it as u (a guest) the first time.
+	Visitor(ctx context.Context, shop int64, externalID string, u User) (User, error)
+
+	// CannedReplies lists a shop's canned replies by shortcut.
+	CannedReplies(ctx context.Context, shop int64) ([]CannedReply, error)
+	// CannedReply finds one, or ErrNotFound.
+	CannedReply(ctx context.Context, shop, id int64) (CannedReply, error)
+	// CreateCannedReply inserts one and returns it with its id.
+	CreateCannedReply(ctx context.Context, c CannedReply) (CannedReply, error)
+	// UpdateCannedReply writes one's shortcut and text.
+	UpdateCannedReply(ctx context.Context, c CannedReply) error
+	// DeleteCannedReply deletes one, reporting whether it existed.
+	DeleteCannedReply(ctx context.Context, shop, id int64) (bool, error)
+
+	// SetCustomerPage records the page a customer writes to the shop from.
+	SetCustomerPage(ctx context.Context, p CustomerPage) error
+	// CustomerPage returns it, if there is one.
+	CustomerPage(ctx context.Context, shop, customer int64) (CustomerPage, bool, error)
+	// CustomerTickets lists the customer's tickets with the shop, newest
+	// first.
+	CustomerTickets(ctx context.Context, shop, customer int64, limit int) ([]Ticket, error)
+	// AssignmentTimes returns when the shop's last n tickets that waited
+	// in its queue were assigned, since since, newest first (Unix
+	// milliseconds).
+	AssignmentTimes(ctx context.Context, shop, since int64, n int) ([]int64, error)
 }
 
 // TxEnd is what a transaction function decides: keep its work or not.

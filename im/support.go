@@ -29,6 +29,7 @@ type Shop struct {
 	WelcomeMessage string // sent when a ticket opens; "" for none
 	OfflineMessage string // sent once per queued ticket; "" for none
 	KeywordReplies []KeywordReply
+	IdentitySecret string // the key of verified visitors' hashes; only written by CreateShop
 	CreatedAt      int64
 }
 
@@ -160,7 +161,7 @@ func (s *Support) CreateShop(ctx context.Context, p Principal, f ShopFields) (Sh
 	if f.Name == nil {
 		return Shop{}, errorf(ErrInvalid, "name is required")
 	}
-	shop := Shop{CreatedAt: s.nowMillis(), KeywordReplies: []KeywordReply{}}
+	shop := Shop{CreatedAt: s.nowMillis(), KeywordReplies: []KeywordReply{}, IdentitySecret: newSecret()}
 	if err := f.apply(&shop); err != nil {
 		return Shop{}, err
 	}
@@ -237,7 +238,7 @@ func (s *Support) AddAgent(ctx context.Context, p Principal, shop, uid int64) er
 	if _, err := s.shop(ctx, shop); err != nil {
 		return err
 	}
-	if err := s.accounts.exists(ctx, uid); err != nil {
+	if err := s.accounts.notGuest(ctx, uid); err != nil {
 		return err
 	}
 	if err := s.store.AddAgent(ctx, shop, uid, s.nowMillis()); err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"time"
 )
 
 // workers runs the domain's background work (draining a shop's queue when
@@ -18,13 +19,21 @@ type workers struct {
 
 	ctx    context.Context // cancelled when stopping times out
 	cancel context.CancelFunc
+	ticks  chan struct{} // closed by stop: periodic jobs stop queueing
 	wg     sync.WaitGroup
 
-	mu      sync.Mutex
-	cond    *sync.Cond
-	queue   []job
-	waiting map[string]bool
-	stopped bool
+	mu       sync.Mutex
+	cond     *sync.Cond
+	queue    []job
+	waiting  map[string]bool
+	stopped  bool
+	periodic []periodic
+}
+
+// periodic is a job queued at every tick of its interval.
+type periodic struct {
+	every time.Duration
+	job
 }
 
 type job struct {
@@ -37,10 +46,16 @@ type job struct {
 const numWorkers = 2
 
 func newWorkers(log *slog.Logger) *workers {
-	w := &workers{log: log, n: numWorkers, waiting: make(map[string]bool)}
+	w := &workers{log: log, n: numWorkers, waiting: make(map[string]bool), ticks: make(chan struct{})}
 	w.cond = sync.NewCond(&w.mu)
 	w.ctx, w.cancel = context.WithCancel(context.Background())
 	return w
+}
+
+// every has run queued under key every interval, from start to stop.
+// Call it before start.
+func (w *workers) every(interval time.Duration, key string, run func(ctx context.Context)) {
+	w.periodic = append(w.periodic, periodic{every: interval, job: job{key: key, run: run}})
 }
 
 func (w *workers) start() {
@@ -49,6 +64,22 @@ func (w *workers) start() {
 		go func() {
 			defer w.wg.Done()
 			w.loop()
+		}()
+	}
+	for _, p := range w.periodic {
+		w.wg.Add(1)
+		go func() {
+			defer w.wg.Done()
+			t := time.NewTicker(p.every)
+			defer t.Stop()
+			for {
+				select {
+				case <-t.C:
+					w.do(p.key, p.run)
+				case <-w.ticks:
+					return
+				}
+			}
 		}()
 	}
 }
@@ -95,6 +126,15 @@ func (w *workers) run(j job) {
 	j.run(w.ctx)
 }
 
+// stopTickers ends the periodic jobs' tickers, once.
+func (w *workers) stopTickers() {
+	select {
+	case <-w.ticks:
+	default:
+		close(w.ticks)
+	}
+}
+
 // stop drops the jobs that have not started (their work is kept in the
 // database and picked up by the next event) and waits for the running ones,
 // cancelling them if ctx ends first.
@@ -104,6 +144,7 @@ func (w *workers) stop(ctx context.Context) error {
 	w.queue, w.waiting = nil, nil
 	w.cond.Broadcast()
 	w.mu.Unlock()
+	w.stopTickers()
 	done := make(chan struct{})
 	go func() {
 		w.wg.Wait()

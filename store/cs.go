@@ -55,9 +55,9 @@ func keywordJSON(krs []im.KeywordReply) string {
 // CreateShop implements im.SupportStore.
 func (s *Store) CreateShop(ctx context.Context, shop im.Shop) (im.Shop, error) {
 	err := s.getw(ctx, &shop.ID, `
-		INSERT INTO shops (name, welcome_message, offline_message, keyword_replies, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?) RETURNING shop_id`,
-		shop.Name, shop.WelcomeMessage, shop.OfflineMessage, keywordJSON(shop.KeywordReplies), shop.CreatedAt, shop.CreatedAt)
+		INSERT INTO shops (name, welcome_message, offline_message, keyword_replies, identity_secret, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING shop_id`,
+		shop.Name, shop.WelcomeMessage, shop.OfflineMessage, keywordJSON(shop.KeywordReplies), shop.IdentitySecret, shop.CreatedAt, shop.CreatedAt)
 	if err != nil {
 		return im.Shop{}, fmt.Errorf("insert shop: %w", mapErr(err))
 	}

@@ -8,11 +8,43 @@ type Credentials struct {
 	Password string `json:"password"`
 }
 
-// Account is a user as GET /me and POST /auth/register return it.
+// Account is a user as GET /me and POST /auth/register return it, and a
+// row of GET /users. Name is a guest's or visitor's display name.
 type Account struct {
 	UID      int64  `json:"uid"`
 	Username string `json:"username"`
+	Name     string `json:"name,omitempty"`
 	Role     string `json:"role,omitempty"`
+}
+
+// UserInfo is a row of an admin's GET /users?q=.
+type UserInfo struct {
+	UID       int64  `json:"uid"`
+	Username  string `json:"username"`
+	Name      string `json:"name,omitempty"`
+	Role      string `json:"role"`
+	Disabled  bool   `json:"disabled"`
+	CreatedAt int64  `json:"created_at"`
+}
+
+// GuestRequest is the body of POST /auth/guest.
+type GuestRequest struct {
+	Name string `json:"name"`
+}
+
+// VisitorRequest is the body of POST /auth/visitor: hash is the lowercase
+// hex HMAC-SHA256 of external_id with the shop's identity secret.
+type VisitorRequest struct {
+	ShopID     int64  `json:"shop_id"`
+	ExternalID string `json:"external_id"`
+	Name       string `json:"name"`
+	Hash       string `json:"hash"`
+}
+
+// PasswordChange is the body of PUT /me/password.
+type PasswordChange struct {
+	OldPassword string `json:"old_password"`
+	NewPassword string `json:"new_password"`
 }
 
 // Token is the answer of POST /auth/login.

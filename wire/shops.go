@@ -73,3 +73,41 @@ type Status struct {
 type OK struct {
 	OK bool `json:"ok"`
 }
+
+// IdentitySecret is the answer of GET /shops/{id}/identity-secret.
+type IdentitySecret struct {
+	IdentitySecret string `json:"identity_secret"`
+}
+
+// CannedReply is a shop's canned reply (GET /shops/{id}/canned).
+type CannedReply struct {
+	ID       int64  `json:"id"`
+	Shortcut string `json:"shortcut"`
+	Text     string `json:"text"`
+}
+
+// CannedInput is the body of POST and PATCH /shops/{id}/canned…; absent
+// fields are left unchanged by PATCH.
+type CannedInput struct {
+	Shortcut *string `json:"shortcut"`
+	Text     *string `json:"text"`
+}
+
+// PageContext is the page a customer writes from: the body of
+// PUT /shops/{id}/context, and part of the customer panel.
+type PageContext struct {
+	URL       string `json:"url"`
+	Title     string `json:"title,omitempty"`
+	UpdatedAt int64  `json:"updated_at,omitempty"`
+}
+
+// Customer is the answer of GET /shops/{id}/customers/{uid}: what a shop's
+// staff see of a customer. Sessions are newest first.
+type Customer struct {
+	UID          int64        `json:"uid"`
+	Username     string       `json:"username"`
+	Name         string       `json:"name"`
+	FirstContact int64        `json:"first_contact"`
+	Sessions     []CSSession  `json:"sessions"`
+	Page         *PageContext `json:"page"`
+}

@@ -90,6 +90,9 @@ const (
 	EventRoomMember    = "room_member"
 	EventPresence      = "presence"
 	EventTyping        = "typing"
+	EventCSQueue       = "cs_queue"
+	EventCSQueued      = "cs_queued"
+	EventCSDequeued    = "cs_dequeued"
 )
 
 // Error codes of the error event.
@@ -118,14 +121,49 @@ type ReadEvent struct {
 	Seq   int64  `json:"seq"`
 }
 
-// SessionEvent is cs_assigned, cs_transferred or cs_closed.
+// SessionEvent is cs_assigned, cs_transferred or cs_closed. The names
+// (display names, else usernames) spare clients a lookup; guests may not
+// look users up.
 type SessionEvent struct {
-	Event    string `json:"event"`
+	Event        string `json:"event"`
+	Session      int64  `json:"session"`
+	Shop         int64  `json:"shop"`
+	Customer     int64  `json:"customer"`
+	Agent        int64  `json:"agent"`
+	Conv         string `json:"conv"`
+	CustomerName string `json:"customer_name,omitempty"`
+	AgentName    string `json:"agent_name,omitempty"`
+}
+
+// QueueEvent tells a queued customer its place in the queue (1 is next)
+// and, when recent assignments tell, an estimate of its wait in seconds
+// (PROTOCOL.md §8).
+type QueueEvent struct {
+	Event    string `json:"event"` // "cs_queue"
 	Session  int64  `json:"session"`
 	Shop     int64  `json:"shop"`
-	Customer int64  `json:"customer"`
-	Agent    int64  `json:"agent"`
-	Conv     string `json:"conv"`
+	Position int    `json:"position"`
+	ETA      *int64 `json:"eta_s"`
+}
+
+// QueuedEvent tells a shop's online agents that a session entered the
+// queue.
+type QueuedEvent struct {
+	Event     string `json:"event"` // "cs_queued"
+	Session   int64  `json:"session"`
+	Shop      int64  `json:"shop"`
+	Customer  int64  `json:"customer"`
+	Conv      string `json:"conv"`
+	CreatedAt int64  `json:"created_at"`
+}
+
+// DequeuedEvent tells a shop's online agents that a session left the
+// queue: assigned to Agent, or closed (Agent null).
+type DequeuedEvent struct {
+	Event   string `json:"event"` // "cs_dequeued"
+	Session int64  `json:"session"`
+	Shop    int64  `json:"shop"`
+	Agent   *int64 `json:"agent"`
 }
 
 // Room member actions.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync"
 	"testing"
 	"time"
 
@@ -105,9 +106,11 @@ const (
 var Transports = []Transport{TCP, WS}
 
 // Client is a Paho MQTT 3.1.1 client (github.com/eclipse/paho.mqtt.golang).
+// Lost receives the error when the connection is lost.
 type Client struct {
 	Paho paho.Client
 	In   inbox
+	Lost chan error
 }
 
 // ClientOptions tweak a client.
@@ -138,8 +141,14 @@ func (s *Server) Dial(t testing.TB, u User, o ClientOptions) (*Client, error) {
 	if o.Password != nil {
 		pw = *o.Password
 	}
-	c := &Client{In: make(inbox, 10000)}
+	c := &Client{In: make(inbox, 10000), Lost: make(chan error, 1)}
 	opts := paho.NewClientOptions().
+		SetConnectionLostHandler(func(_ paho.Client, err error) {
+			select {
+			case c.Lost <- err:
+			default:
+			}
+		}).
 		AddBroker(s.brokerURL(o.Transport)).
 		SetClientID(o.ClientID).
 		SetUsername(u.Username).
@@ -232,10 +241,14 @@ func encode(t testing.TB, payload any) []byte {
 }
 
 // Client5 is a Paho MQTT 5 client (github.com/eclipse/paho.golang).
+// Disconnected receives the reason code of a DISCONNECT from the server;
+// Lost is closed when the connection ends, whatever the cause.
 type Client5 struct {
-	Paho    *paho5.Client
-	Connack *paho5.Connack
-	In      inbox
+	Paho         *paho5.Client
+	Connack      *paho5.Connack
+	In           inbox
+	Disconnected chan byte
+	Lost         chan struct{}
 }
 
 // Dial5 connects an MQTT 5 client over TCP. The Connack is returned even
@@ -246,9 +259,18 @@ func (s *Server) Dial5(t testing.TB, u User, clientID string, password *string) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &Client5{In: make(inbox, 10000)}
+	c := &Client5{In: make(inbox, 10000), Disconnected: make(chan byte, 1), Lost: make(chan struct{})}
+	var lost sync.Once
 	c.Paho = paho5.NewClient(paho5.ClientConfig{
 		Conn: conn,
+		OnServerDisconnect: func(d *paho5.Disconnect) {
+			select {
+			case c.Disconnected <- d.ReasonCode:
+			default:
+			}
+			lost.Do(func() { close(c.Lost) })
+		},
+		OnClientError: func(error) { lost.Do(func() { close(c.Lost) }) },
 		OnPublishReceived: []func(paho5.PublishReceived) (bool, error){func(pr paho5.PublishReceived) (bool, error) {
 			c.In <- Msg{Topic: pr.Packet.Topic, Payload: append([]byte(nil), pr.Packet.Payload...)}
 			return true, nil
