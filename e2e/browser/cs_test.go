@@ -145,8 +145,37 @@ func TestWidgetAndDesk(t *testing.T) {
 	pben.waitJS("past sessions listed", qa(tid("customer-sessions")+" li")+".length >= 1")
 	f2.waitJS("customer 2 moves up", q(tid("queue-status"))+"?.dataset.position === '1'")
 
+	// Ann comes online: the second customer goes to her. Then Ben is back
+	// (an away agent's customer who writes goes back to the queue).
+	pann := b.newPage("ann desk", srv.URL, Desktop)
+	pann.acceptDialogs()
+	pann.deskSignIn(ann)
+	pann.waitJS("customer 2 assigned to ann", qa(tid("session-item"))+".length === 1")
+	customer2 := pann.str(q(tid("session-item")) + ".dataset.customer")
+	f2.waitGone(tid("queue-status"))
+	f2.waitJS("ann's name", q(tid("agent-name"))+"?.textContent === "+jsString(ann.Username))
+	pben.click(tid("desk-availability"))
+	pben.waitJS("online", q(tid("desk-availability"))+"?.dataset.state === 'online'")
+
 	// Read both ways: the customer's messages are read at the desk.
 	f1.waitJS("read by the agent", status(msgWithText("It is order 1234."))+" === 'read'")
+
+	// Typing both ways.
+	f1.typeText(tid("composer"), "One more thing")
+	pben.waitJS("customer typing", q(tid("typing"))+"?.textContent.includes('Carla')")
+	pben.typeText(tid("composer"), "Sure, one moment")
+	f1.waitJS("agent typing", q(tid("typing"))+"?.textContent.includes("+jsString(ben.Username)+")")
+	f1.waitJS("the agent's name", q(tid("agent-name"))+"?.textContent === "+jsString(ben.Username))
+	f1.waitGone(tid("queue-status"))
+	c1.shot("widget-desktop")
+	pben.shot("desk-desktop")
+	f1.click(tid("composer"))
+	f1.pressEnter()
+	pben.waitJS("the customer's message", msgWithText("One more thing"))
+	pben.waitGone(tid("typing"))
+	pben.click(tid("composer"))
+	pben.pressEnter()
+	f1.waitJS("the agent's message", msgWithText("Sure, one moment"))
 
 	// A canned reply: "/" lists them, choosing one fills the composer.
 	pben.typeText(tid("composer"), "/tha")
@@ -155,28 +184,7 @@ func TestWidgetAndDesk(t *testing.T) {
 	pben.waitJS("canned text in the composer", q(tid("composer"))+".value === 'Thanks for waiting! Let me check your order.'")
 	pben.pressEnter()
 	f1.waitJS("the reply", msgWithText("Thanks for waiting! Let me check your order.")+"?.dataset.from === '"+strconv.FormatInt(ben.UID, 10)+"'")
-	f1.waitJS("the agent's name", q(tid("agent-name"))+"?.textContent === "+jsString(ben.Username))
-	f1.waitGone(tid("queue-status"))
 	pben.waitJS("read by the customer", status(msgWithText("Thanks for waiting! Let me check your order."))+" === 'read'")
-
-	// Typing both ways.
-	f1.typeText(tid("composer"), "One more thing")
-	pben.waitJS("customer typing", q(tid("typing"))+"?.textContent.includes('Carla')")
-	pben.typeText(tid("composer"), "Sure")
-	f1.waitJS("agent typing", q(tid("typing"))+"?.textContent.includes("+jsString(ben.Username)+")")
-	c1.shot("widget-desktop")
-	pben.shot("desk-desktop")
-
-	// Ben is back; Ann comes online: the second customer goes to her.
-	pben.click(tid("desk-availability"))
-	pben.waitJS("online", q(tid("desk-availability"))+"?.dataset.state === 'online'")
-	pann := b.newPage("ann desk", srv.URL, Desktop)
-	pann.acceptDialogs()
-	pann.deskSignIn(ann)
-	pann.waitJS("customer 2 assigned to ann", qa(tid("session-item"))+".length === 1")
-	customer2 := pann.str(q(tid("session-item")) + ".dataset.customer")
-	f2.waitGone(tid("queue-status"))
-	f2.waitJS("ann's name", q(tid("agent-name"))+"?.textContent === "+jsString(ann.Username))
 
 	// Ann transfers it to Ben.
 	pann.click(tid("session-item") + " a")
@@ -198,6 +206,9 @@ func TestWidgetAndDesk(t *testing.T) {
 	pben.waitJS("a new session", q(sel("session-item", "customer", customer1))+"?.dataset.session && "+q(sel("session-item", "customer", customer1))+".dataset.session !== "+jsString(firstSession))
 
 	// A reload keeps the conversation: every message once, in order.
+	var stored []map[string]any
+	srv.MustDo(t, "GET", fmt.Sprintf("/api/v1/conversations/s:%d:%d/messages?after_seq=0&limit=200", shop, customer1), srv.Admin.Token, nil, http.StatusOK, &stored)
+	f1.waitJS("every stored message shown", qa(tid("message")+"[data-seq]")+".length === "+strconv.Itoa(len(stored)))
 	before, beforeTexts := f1.shown()
 	c1.run("reload the shop's page", navigate(host+"/plants/monstera"))
 	c1.click(tid("widget-launcher"))

@@ -34,7 +34,7 @@
   frame.src = origin + "/widget?shop=" + shop + "#" + hash.toString();
   frame.title = "Chat";
   frame.setAttribute("data-testid", "widget-frame");
-  frame.setAttribute("allow", "clipboard-write");
+  frame.referrerPolicy = "no-referrer";
   function place() {
     var phone = window.innerWidth < 480;
     css(frame, {

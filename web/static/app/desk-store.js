@@ -177,6 +177,8 @@ export class DeskStore {
         created_at: ev.created_at || Date.now(),
       });
       this.names.want([ev.customer]);
+      // Back in the queue (its agent went away and the customer wrote): no longer this agent's.
+      this._dropSession(ev.session, "");
       if (fresh) {
         this.alerts.alert({
           title: "A customer is waiting",

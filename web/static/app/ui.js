@@ -267,7 +267,8 @@ export function Composer({ onSend, onFile, onTyping, disabled, placeholder, uplo
     const el = ta.current;
     if (!el) return;
     el.style.height = "auto";
-    el.style.height = Math.min(el.scrollHeight, 160) + "px";
+    // Not laid out (a hidden iframe): leave the height to the stylesheet.
+    if (el.scrollHeight > 0) el.style.height = Math.min(el.scrollHeight, 160) + "px";
   }, [value]);
   useEffect(() => {
     if (autofocus && ta.current && matchMedia("(pointer: fine)").matches) ta.current.focus();

@@ -586,6 +586,9 @@ export const Events = Object.freeze([
 
 const pageSize = 200;
 
+/** ms between two typing notices of a conversation (the server forwards one a second). */
+const typingEvery = 1100;
+
 /**
  * A connected chat client. Listen with on(), then connect().
  */
@@ -613,6 +616,8 @@ export class Client {
     this._presence = new Set();
     /** @type {Map<string, number>} */
     this._typingAt = new Map();
+    /** @type {Map<string, any>} conv → timer of a typing notice due */
+    this._typingLater = new Map();
     /** @type {Map<string, number>} */
     this._marked = new Map();
     this._gen = 0; // connection generation: +1 at each connect
@@ -1056,6 +1061,11 @@ export class Client {
       })
     );
     promise.cid = cid;
+    const later = this._typingLater.get(conv);
+    if (later) {
+      clearTimeout(later);
+      this._typingLater.delete(conv);
+    }
     if (pend) {
       this._sends.set(cid, pend);
       this._emit("send", { cid, conv, state: "pending", message: pend.msg });
@@ -1175,12 +1185,27 @@ export class Client {
 
   /**
    * Tells the others in conv that the user is typing: QoS 0 to im/typing,
-   * at most once a second per conversation (more calls are dropped here).
-   * @param {string} conv @returns {boolean} whether it was sent
+   * at most once a second per conversation. A call within the second is
+   * sent at its end (once), so the last keystrokes are not lost; sending a
+   * message to conv cancels that.
+   * @param {string} conv @returns {boolean} whether it was sent now
    */
   typing(conv) {
+    if (this.state !== "online") return false;
     const now = Date.now();
-    if (this.state !== "online" || now - (this._typingAt.get(conv) || 0) < 1000) return false;
+    const since = now - (this._typingAt.get(conv) || 0);
+    if (since < typingEvery) {
+      if (!this._typingLater.has(conv)) {
+        this._typingLater.set(
+          conv,
+          setTimeout(() => {
+            this._typingLater.delete(conv);
+            this.typing(conv);
+          }, typingEvery - since),
+        );
+      }
+      return false;
+    }
     this._typingAt.set(conv, now);
     this._mq.publish("im/typing", JSON.stringify({ conv }), { qos: 0 });
     return true;
@@ -1283,6 +1308,8 @@ export class Client {
     if (this._closed) return;
     this._closed = true;
     clearTimeout(this._reconnectTimer);
+    for (const t of this._typingLater.values()) clearTimeout(t);
+    this._typingLater.clear();
     for (const p of [...this._sends.values()]) this._fail(p, why);
     if (this._mq) this._mq.end(true);
     this._setState("offline");
