@@ -1,5 +1,5 @@
 # Shortcuts; each target is one plain go command you can run yourself.
-.PHONY: run test race bench ci
+.PHONY: run test race bench fuzz ci
 
 run: ## run the server on :8080 (REST, WebSocket) and :1883 (MQTT) with SQLite in data/
 	go run ./cmd/imserver
@@ -12,6 +12,15 @@ race:
 
 bench: ## publish-path benchmarks on SQLite and PostgreSQL
 	go test ./e2e -run '^$$' -bench . -benchtime 3000x
+
+fuzz: ## each fuzz target for a minute (FUZZTIME=5m for longer); not part of CI
+	go test ./auth -run '^$$' -fuzz '^FuzzTokensParse$$' -fuzztime $(FUZZTIME)
+	go test ./auth -run '^$$' -fuzz '^FuzzParsePHC$$' -fuzztime $(FUZZTIME)
+	go test ./topics -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
+	go test ./topics -run '^$$' -fuzz '^FuzzParseConv$$' -fuzztime $(FUZZTIME)
+	go test ./broker -run '^$$' -fuzz '^FuzzCheckConnectHeader$$' -fuzztime $(FUZZTIME)
+
+FUZZTIME ?= 1m
 
 ci:
 	bash .ci/run

@@ -22,9 +22,20 @@ import (
 	"github.com/imserver/imserver/hooks"
 	"github.com/imserver/imserver/httpapi"
 	"github.com/imserver/imserver/im"
+	"github.com/imserver/imserver/internal/netguard"
+	"github.com/imserver/imserver/internal/throttle"
 	"github.com/imserver/imserver/store"
 	"github.com/imserver/imserver/uploads"
 	"github.com/imserver/imserver/web"
+)
+
+// Deadlines of an HTTP request: the whole request, body included, must
+// arrive within DefaultHTTPReadTimeout of its start (REST bodies are at
+// most 128 KiB), and the answer must be written within
+// DefaultHTTPWriteTimeout.
+const (
+	DefaultHTTPReadTimeout  = 20 * time.Second
+	DefaultHTTPWriteTimeout = 30 * time.Second
 )
 
 // Config is the server's configuration (PROTOCOL.md §1).
@@ -48,14 +59,50 @@ type Config struct {
 	// largest file, in bytes.
 	UploadDir string
 	UploadMax int64
-	// PublicURL is the server's URL as clients reach it (behind a proxy,
-	// say), used in the absolute URLs of uploads; "" takes each request's.
+	// PublicURL is the URL users reach the server at
+	// (https://chat.example.com): the absolute URLs of uploads start with
+	// it ("" takes each request's), and when WSOrigins is a list, its
+	// origin is allowed on /mqtt too.
 	PublicURL string
 	// MQTTPendingWrites and MQTTReadBuffer size each MQTT client's
 	// outbound queue and socket read buffer; 0 takes the broker's
 	// defaults (see broker.Options).
 	MQTTPendingWrites int32
 	MQTTReadBuffer    int
+	// ConnRate limits the new connections each listener (HTTP, MQTT over
+	// TCP) accepts per second; 0 is unlimited. One client address may open
+	// a tenth of it (at least 1 per second).
+	ConnRate float64
+	// PendingPerIP limits the connections one client address may have
+	// open on each listener before it has been answered (an MQTT CONNACK,
+	// a first HTTP response); 0 is unlimited. Trusted proxies are exempt.
+	PendingPerIP int
+	// TrustedProxies is a comma-separated list of the IP addresses and
+	// CIDR prefixes of reverse proxies whose X-Forwarded-For is believed.
+	TrustedProxies string
+	// RegisterRate limits registrations per minute per client IP; 0 is
+	// unlimited.
+	RegisterRate int
+	// GuestRate limits guest and visitor sign-ins per minute per client
+	// IP; 0 is unlimited.
+	GuestRate int
+	// LoginFailures failed logins for one username from one client IP
+	// within LoginWindow are allowed; then 429 until the oldest leaves the
+	// window. 0 takes the defaults, 10 per 15 minutes (PROTOCOL.md §6); a
+	// negative LoginFailures disables it.
+	LoginFailures int
+	LoginWindow   time.Duration
+	// HashConcurrency bounds the password hashes run at once (each holds
+	// the KDF's memory, 19 MiB by default); 0 takes
+	// auth.DefaultHashConcurrency. PasswordChecksPerIP bounds the logins
+	// and registrations one client IP may have in progress; 0 takes 4, a
+	// negative value is unlimited.
+	HashConcurrency     int
+	PasswordChecksPerIP int
+	// HTTPReadTimeout and HTTPWriteTimeout bound each HTTP request and its
+	// answer; 0 takes DefaultHTTPReadTimeout and DefaultHTTPWriteTimeout.
+	HTTPReadTimeout  time.Duration
+	HTTPWriteTimeout time.Duration
 
 	// For tests and embedding: listeners to use instead of the addresses,
 	// a password hasher instead of argon2id's defaults, a logger.
@@ -79,6 +126,10 @@ func DefaultConfig() Config {
 		PublishBurst:  100,
 		WSOrigins:     []string{"*"},
 		UploadMax:     uploads.DefaultMax,
+		ConnRate:      500,
+		PendingPerIP:  32,
+		RegisterRate:  60,
+		GuestRate:     30,
 	}
 }
 
@@ -106,6 +157,15 @@ func (c Config) withDefaults() Config {
 	if c.Passwords == nil {
 		c.Passwords = auth.DefaultArgon2
 	}
+	if c.PasswordChecksPerIP == 0 {
+		c.PasswordChecksPerIP = 4
+	}
+	if c.HTTPReadTimeout <= 0 {
+		c.HTTPReadTimeout = DefaultHTTPReadTimeout
+	}
+	if c.HTTPWriteTimeout <= 0 {
+		c.HTTPWriteTimeout = DefaultHTTPWriteTimeout
+	}
 	return c
 }
 
@@ -129,6 +189,9 @@ type App struct {
 // New builds the server and binds its ports, but does not serve yet.
 func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	cfg = cfg.withDefaults()
+	// No packet or payload in the logs, and repeated records rate-limited
+	// (a hostile client must not be able to fill the disk).
+	cfg.Log = slog.New(broker.QuietHandler(cfg.Log.Handler()))
 	a := &App{cfg: cfg, log: cfg.Log, served: make(chan error, 1)}
 	defer func() {
 		if err != nil {
@@ -136,7 +199,15 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		}
 	}()
 
-	if a.store, err = store.Open(ctx, cfg.DatabaseURL, a.log); err != nil {
+	proxies, err := throttle.ParseProxies(cfg.TrustedProxies)
+	if err != nil {
+		return nil, err
+	}
+	var connRatePerIP float64
+	if cfg.ConnRate > 0 {
+		connRatePerIP = max(1, cfg.ConnRate/10)
+	}
+	if a.store, err = openStore(ctx, cfg.DatabaseURL, a.log); err != nil {
 		return nil, err
 	}
 	secret, err := a.secret(ctx)
@@ -151,14 +222,16 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		return nil, err
 	}
 	if a.broker, err = broker.New(broker.Options{
-		TCPAddr: cfg.MQTTAddr, TCPListener: cfg.MQTTListener, AllowedOrigins: cfg.WSOrigins, Log: a.log,
+		TCPAddr: cfg.MQTTAddr, TCPListener: cfg.MQTTListener, AllowedOrigins: cfg.WSOrigins, PublicURL: cfg.PublicURL, Log: a.log,
 		MaxPendingWrites: cfg.MQTTPendingWrites, ReadBufferSize: cfg.MQTTReadBuffer,
+		ConnRate: cfg.ConnRate, ConnRatePerIP: connRatePerIP, PendingPerIP: cfg.PendingPerIP, TrustedProxies: proxies,
 	}); err != nil {
 		return nil, err
 	}
 	a.registry = hooks.NewRegistry(a.broker)
 	if a.domain, err = im.New(ctx, im.Options{
-		Store: a.store, Publisher: a.broker, Passwords: cfg.Passwords, Tokens: a.tokens, TokenTTL: cfg.TokenTTL, Live: a.registry, Log: a.log,
+		Store: a.store, Publisher: a.broker, Passwords: auth.Limit(cfg.Passwords, cfg.HashConcurrency, 0),
+		Tokens: a.tokens, TokenTTL: cfg.TokenTTL, Live: a.registry, Log: a.log,
 		NewID: func() string { return xid.New().String() }, PublishRate: cfg.PublishRate, PublishBurst: cfg.PublishBurst,
 	}); err != nil {
 		return nil, err
@@ -171,25 +244,47 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	if err := a.broker.AddHook(a.hook, nil); err != nil {
 		return nil, fmt.Errorf("add hook: %w", err)
 	}
-	if err := a.bootstrapAdmin(ctx); err != nil {
-		return nil, err
-	}
-
-	a.httpLn = cfg.HTTPListener
-	if a.httpLn == nil {
-		if a.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+	// Bind the HTTP port before the admin account is created: if the
+	// port is taken, nothing has been done yet, and a generated admin
+	// password is never printed by a start that then fails.
+	httpLn := cfg.HTTPListener
+	if httpLn == nil {
+		if httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
 			return nil, fmt.Errorf("http listener: %w", err)
 		}
+	}
+	a.httpLn = netguard.Wrap(httpLn, netguard.Options{
+		Rate: cfg.ConnRate, RatePerIP: connRatePerIP, PendingPerIP: cfg.PendingPerIP, Exempt: proxies, Name: "http", Log: a.log,
+	})
+	if err := a.bootstrapAdmin(ctx); err != nil {
+		return nil, err
 	}
 	a.http = &http.Server{
 		Handler: httpapi.New(httpapi.Options{
 			Domain: a.domain, MQTT: a.broker.WebSocket(), Ready: a.ready.Load, Log: a.log,
 			Uploads: files, PublicURL: cfg.PublicURL, Web: web.Handler(web.Options{Log: a.log}),
+			Limits: httpapi.Limits{
+				TrustedProxies: proxies, RegisterPerMinute: cfg.RegisterRate, GuestsPerMinute: cfg.GuestRate,
+				LoginFailures: cfg.LoginFailures, LoginWindow: cfg.LoginWindow, PasswordChecksPerIP: cfg.PasswordChecksPerIP,
+			},
 		}),
+		// Every phase of a request has a deadline, so a client that
+		// trickles its headers or its body, or goes quiet, is cut off.
+		// A WebSocket upgrade (/mqtt) clears them; the broker then has
+		// its own (CONNECT within 10 s, then the MQTT keepalive).
 		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		ReadTimeout:       cfg.HTTPReadTimeout,
+		WriteTimeout:      cfg.HTTPWriteTimeout,
+		IdleTimeout:       60 * time.Second,
 		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelDebug),
+		// A connection stops counting as pending for its address once a
+		// request on it has been answered (WebSockets: at their CONNACK).
+		ConnState: func(c net.Conn, st http.ConnState) {
+			if st == http.StateIdle {
+				netguard.Admit(c)
+			}
+		},
+		ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelDebug),
 	}
 	return a, nil
 }
@@ -216,7 +311,7 @@ func (a *App) secret(ctx context.Context) ([]byte, error) {
 		return []byte(a.cfg.JWTSecret), nil
 	}
 	if a.store.Engine() == store.SQLite {
-		path := filepath.Join(filepath.Dir(a.store.Path()), "jwt.secret")
+		path := filepath.Join(dataDir(a.store), "jwt.secret")
 		secret, created, err := auth.LoadOrCreateSecret(path)
 		if err != nil {
 			return nil, fmt.Errorf("token secret: %w", err)
@@ -243,12 +338,21 @@ func (a *App) bootstrapAdmin(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if created && generated {
+	switch {
+	case created && generated:
 		// Shown once, on the console only: it is not stored anywhere else.
-		a.log.Warn("created the admin account with a generated password; set IM_ADMIN_PASSWORD to choose it",
+		a.log.Warn("created the admin account with a generated password; set IM_ADMIN_PASSWORD to choose it; "+
+			"if this password is lost, run: imserver admin reset-password",
 			"username", a.cfg.AdminUsername, "password", pw)
-	} else if created {
+	case created:
 		a.log.Info("created the admin account", "username", a.cfg.AdminUsername)
+	case !generated:
+		// IM_ADMIN_PASSWORD is only used to create the account: say so if
+		// it is not the account's password.
+		if _, err := a.domain.Accounts.Login(ctx, a.cfg.AdminUsername, pw); errors.Is(err, im.ErrUnauthorized) {
+			a.log.Warn("IM_ADMIN_PASSWORD is not the admin account's password: it only sets the password when the account is created; "+
+				"to change it, run: imserver admin reset-password", "username", a.cfg.AdminUsername)
+		}
 	}
 	return nil
 }
@@ -265,8 +369,12 @@ func (a *App) Start() error {
 		}
 		a.served <- err
 	}()
-	a.ready.Store(true)
-	a.log.Info("imserver ready", "http", a.HTTPAddr(), "mqtt", a.MQTTAddr(), "database", a.store.Engine())
+	attrs := []any{"http", a.HTTPAddr(), "mqtt", a.MQTTAddr(), "database", describeDB(a.cfg.DatabaseURL, a.store)}
+	if dir := dataDir(a.store); dir != "" {
+		attrs = append(attrs, "data_dir", dir)
+	}
+	a.log.Info("imserver ready", attrs...)
+	a.ready.Store(true) // after the log line: whoever sees /healthz answer can read it
 	return nil
 }
 
@@ -310,8 +418,8 @@ func (a *App) close() {
 	if a.broker != nil {
 		_ = a.broker.Close()
 	}
-	if a.httpLn != nil && a.cfg.HTTPListener == nil {
-		_ = a.httpLn.Close()
+	if a.httpLn != nil {
+		_ = a.httpLn.Close() // the guard's, which closes the listener
 	}
 	if a.store != nil {
 		_ = a.store.Close()

@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -100,15 +101,22 @@ func TestArgon2(t *testing.T) {
 	if h == h2 {
 		t.Fatal("same hash twice: no salt")
 	}
-	if !a.Verify(h, "correct horse") || a.Verify(h, "wrong horse") {
+	verify := func(p im.Passwords, hash, pw string) bool {
+		ok, err := p.Verify(hash, pw)
+		if err != nil {
+			t.Fatalf("Verify: %v", err)
+		}
+		return ok
+	}
+	if !verify(a, h, "correct horse") || verify(a, h, "wrong horse") {
 		t.Fatal("Verify gives wrong answers")
 	}
 	// Hashes made with other parameters still verify.
-	if !DefaultArgon2.Verify(h, "correct horse") {
+	if !verify(DefaultArgon2, h, "correct horse") {
 		t.Fatal("parameters are not read from the hash")
 	}
 	for _, bad := range []string{"", "$argon2id$v=19$m=64,t=1,p=1$$", "$2a$10$abc", h[:len(h)-4]} {
-		if a.Verify(bad, "correct horse") {
+		if verify(a, bad, "correct horse") {
 			t.Fatalf("malformed hash %q verified", bad)
 		}
 	}
@@ -131,5 +139,55 @@ func TestLoadOrCreateSecret(t *testing.T) {
 	os.Chmod(path, 0o644)
 	if _, _, err := LoadOrCreateSecret(path); err == nil {
 		t.Fatal("world-readable secret accepted")
+	}
+}
+
+// blocking is a password hasher whose calls wait for release.
+type blocking struct {
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (b blocking) Hash(string) (string, error) {
+	b.entered <- struct{}{}
+	<-b.release
+	return "h", nil
+}
+
+func (b blocking) Verify(string, string) (bool, error) {
+	b.entered <- struct{}{}
+	<-b.release
+	return true, nil
+}
+
+func TestLimitedHashing(t *testing.T) {
+	b := blocking{entered: make(chan struct{}, 10), release: make(chan struct{})}
+	l := Limit(b, 2, 50*time.Millisecond)
+	done := make(chan error, 2)
+	for range 2 {
+		go func() {
+			_, err := l.Verify("h", "pw")
+			done <- err
+		}()
+	}
+	<-b.entered
+	<-b.entered
+	if _, err := l.Verify("h", "pw"); !errors.Is(err, im.ErrUnavailable) {
+		t.Fatalf("a third check while two run: %v, want ErrUnavailable", err)
+	}
+	if _, err := l.Hash("pw"); !errors.Is(err, im.ErrUnavailable) {
+		t.Fatalf("a hash while two run: %v, want ErrUnavailable", err)
+	}
+	close(b.release)
+	for range 2 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if ok, err := l.Verify("h", "pw"); !ok || err != nil {
+		t.Fatalf("after the others finished: %v %v", ok, err)
+	}
+	if DefaultHashConcurrency() < 1 || DefaultHashConcurrency() > 8 {
+		t.Fatalf("DefaultHashConcurrency = %d", DefaultHashConcurrency())
 	}
 }

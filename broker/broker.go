@@ -10,12 +10,16 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/imserver/imserver/internal/netguard"
+	"github.com/imserver/imserver/internal/throttle"
 )
 
 // Options configures a Broker. The zero value is usable: no TCP listener,
@@ -31,6 +35,9 @@ type Options struct {
 	// AllowedOrigins lists the Origin headers accepted on WebSocket
 	// upgrades; empty or "*" accepts every origin (see WebSocket).
 	AllowedOrigins []string
+	// PublicURL is the URL browsers reach this server at (its web client's
+	// origin); when AllowedOrigins is a list, its origin is allowed too.
+	PublicURL string
 	// MaxPacketSize is the largest inbound MQTT packet; a bigger one closes
 	// the connection. Default 256 KiB, well above the 64 KiB payload limit
 	// so that payloads just over it get a proper refusal.
@@ -43,6 +50,21 @@ type Options struct {
 	// ReadBufferSize is each client's socket read buffer, in bytes.
 	// Default 1 KiB; see DefaultReadBufferSize.
 	ReadBufferSize int
+	// ConnectTimeout is how long a new connection (TCP or WebSocket) has
+	// to send its CONNECT; default DefaultConnectTimeout.
+	ConnectTimeout time.Duration
+	// ConnRate limits the new TCP connections accepted per second; 0 is
+	// unlimited. (WebSocket connections arrive through the HTTP listener,
+	// which has its own.)
+	ConnRate float64
+	// ConnRatePerIP limits the new TCP connections one client address
+	// may open per second; 0 is unlimited. TrustedProxies are exempt.
+	ConnRatePerIP float64
+	// PendingPerIP limits the TCP connections one client address (an
+	// IPv6 /64) may have open that have not been answered a CONNACK yet;
+	// 0 is unlimited. TrustedProxies are exempt.
+	PendingPerIP   int
+	TrustedProxies *throttle.Proxies
 	Log            *slog.Logger
 }
 
@@ -90,6 +112,9 @@ func New(o Options) (*Broker, error) {
 	if o.ReadBufferSize <= 0 {
 		o.ReadBufferSize = DefaultReadBufferSize
 	}
+	if o.ConnectTimeout <= 0 {
+		o.ConnectTimeout = DefaultConnectTimeout
+	}
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumPacketSize = o.MaxPacketSize
 	caps.MaximumClientWritesPending = o.MaxPendingWrites
@@ -108,10 +133,14 @@ func New(o Options) (*Broker, error) {
 		ClientNetReadBufferSize: o.ReadBufferSize,
 		InlineClient:            true,
 		SysTopicResendInterval:  3600, // nobody may read $SYS; don't spend a MemStats per second on it
-		Logger:                  o.Log.With("component", "mqtt"),
+		Logger:                  slog.New(QuietHandler(o.Log.Handler())).With("component", "mqtt"),
 	})
 	b := &Broker{srv: srv, log: o.Log}
-	b.ws = newWebSocket("ws", o.WriteTimeout, int64(o.MaxPacketSize)+16, o.AllowedOrigins)
+	origins := o.AllowedOrigins
+	if o.PublicURL != "" && len(origins) > 0 {
+		origins = append(slices.Clone(origins), o.PublicURL)
+	}
+	b.ws = newWebSocket("ws", o.WriteTimeout, o.ConnectTimeout, int64(o.MaxPacketSize)+16, origins)
 	b.ws.closeClients = b.closeListenerClients
 	if err := srv.AddListener(b.ws); err != nil {
 		return nil, fmt.Errorf("websocket listener: %w", err)
@@ -124,8 +153,13 @@ func New(o Options) (*Broker, error) {
 		}
 	}
 	if ln != nil {
+		ln = netguard.Wrap(ln, netguard.Options{
+			Rate: o.ConnRate, RatePerIP: o.ConnRatePerIP, PendingPerIP: o.PendingPerIP, Exempt: o.TrustedProxies, Name: "mqtt", Log: o.Log,
+		})
 		b.tcp = ln
-		if err := srv.AddListener(&tcpListener{id: "tcp", ln: ln, writeTimeout: o.WriteTimeout, closeClients: b.closeListenerClients}); err != nil {
+		if err := srv.AddListener(&tcpListener{
+			id: "tcp", ln: ln, writeTimeout: o.WriteTimeout, connectTimeout: o.ConnectTimeout, closeClients: b.closeListenerClients,
+		}); err != nil {
 			ln.Close()
 			return nil, fmt.Errorf("mqtt listener: %w", err)
 		}
@@ -136,8 +170,16 @@ func New(o Options) (*Broker, error) {
 // AddHook registers a mochi hook. Call before Serve.
 func (b *Broker) AddHook(h mqtt.Hook, config any) error { return b.srv.AddHook(h, config) }
 
-// Serve starts accepting clients. It returns at once.
-func (b *Broker) Serve() error { return b.srv.Serve() }
+// Serve starts accepting clients. It returns once the listeners take
+// connections (mochi starts them on goroutines of their own: without the
+// wait, /mqtt could answer 503 just after the server said it was ready).
+func (b *Broker) Serve() error {
+	if err := b.srv.Serve(); err != nil {
+		return err
+	}
+	<-b.ws.serving
+	return nil
+}
 
 // Close disconnects every client (DISCONNECT 0x8B on MQTT 5) and waits for
 // their goroutines, including publishes being stored, to end.

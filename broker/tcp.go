@@ -12,15 +12,19 @@ import (
 )
 
 // tcpListener serves MQTT over TCP. It differs from mochi's listeners.Net in
-// two ways: each connection's writes are bounded by their own deadline
-// (deadlineConn), and a client going away is logged at debug level, not as
-// a warning.
+// these ways: its listener is guarded (netguard: connection rate, pending
+// connections per IP, descriptor exhaustion); a connection must send a
+// CONNECT of at most MaxConnectSize within connectTimeout, read here before
+// mochi sees the connection (see preauth); each connection's writes are
+// bounded by their own deadline (deadlineConn); and a client going away is
+// logged at debug level, not as a warning.
 type tcpListener struct {
-	id           string
-	ln           net.Listener
-	writeTimeout time.Duration
-	closeClients func(id string) // the broker's; see Broker.closeListenerClients
-	log          *slog.Logger
+	id             string
+	ln             net.Listener
+	writeTimeout   time.Duration
+	connectTimeout time.Duration
+	closeClients   func(id string) // the broker's; see Broker.closeListenerClients
+	log            *slog.Logger
 
 	mu     sync.Mutex
 	closed bool
@@ -49,14 +53,17 @@ func (l *tcpListener) Serve(establish listeners.EstablishFn) {
 				return
 			}
 			l.log.Warn("mqtt accept", "error", err)
-			time.Sleep(50 * time.Millisecond) // e.g. out of file descriptors: don't spin
+			time.Sleep(50 * time.Millisecond) // not expected: the guard handles descriptor exhaustion
 			continue
 		}
-		if tc, ok := c.(*net.TCPConn); ok {
-			_ = tc.SetNoDelay(true)
-		}
 		go func() {
-			err := establish(l.id, &deadlineConn{Conn: c, writeTimeout: l.writeTimeout})
+			conn, err := preauth(&deadlineConn{Conn: c, writeTimeout: l.writeTimeout}, c, l.connectTimeout)
+			if err != nil {
+				l.log.Debug("mqtt connection closed before CONNECT", "error", err, "remote", c.RemoteAddr())
+				c.Close()
+				return
+			}
+			err = establish(l.id, conn)
 			if err != nil && !errors.Is(err, io.EOF) {
 				l.log.Debug("mqtt client ended", "error", err, "remote", c.RemoteAddr())
 			}

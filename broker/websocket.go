@@ -21,26 +21,29 @@ import (
 //
 // By default every Origin is accepted: clients authenticate with a token in
 // the MQTT CONNECT, not with cookies, so a foreign page gains nothing by
-// opening the socket. Options.AllowedOrigins narrows it.
+// opening the socket. Options.AllowedOrigins narrows it to a list (see
+// originChecker).
 type WebSocket struct {
-	id           string
-	upgrader     websocket.Upgrader
-	writeTimeout time.Duration
-	readLimit    int64
-	closeClients func(id string) // the broker's; see Broker.closeListenerClients
-	log          *slog.Logger
+	id             string
+	upgrader       websocket.Upgrader
+	writeTimeout   time.Duration
+	connectTimeout time.Duration
+	readLimit      int64
+	closeClients   func(id string) // the broker's; see Broker.closeListenerClients
+	log            *slog.Logger
 
 	mu        sync.RWMutex
 	establish listeners.EstablishFn // set by Serve
 	closed    bool
 	done      chan struct{}
+	serving   chan struct{} // closed once Serve has recorded establish
 }
 
 var _ listeners.Listener = (*WebSocket)(nil)
 var _ http.Handler = (*WebSocket)(nil)
 
-func newWebSocket(id string, writeTimeout time.Duration, readLimit int64, origins []string) *WebSocket {
-	ws := &WebSocket{id: id, writeTimeout: writeTimeout, readLimit: readLimit, done: make(chan struct{})}
+func newWebSocket(id string, writeTimeout, connectTimeout time.Duration, readLimit int64, origins []string) *WebSocket {
+	ws := &WebSocket{id: id, writeTimeout: writeTimeout, connectTimeout: connectTimeout, readLimit: readLimit, done: make(chan struct{}), serving: make(chan struct{})}
 	ws.upgrader = websocket.Upgrader{
 		Subprotocols:    []string{"mqtt", "mqttv3.1"},
 		ReadBufferSize:  wsReadBufferSize,
@@ -53,13 +56,20 @@ func newWebSocket(id string, writeTimeout time.Duration, readLimit int64, origin
 	return ws
 }
 
+// originChecker returns the upgrader's Origin check: every origin when
+// origins is empty or holds "*"; otherwise only the listed ones, compared
+// as scheme://host[:port] with default ports dropped and case ignored.
+// Requests without an Origin header (not from a browser) pass. The Host
+// header is never trusted: it is whatever the client sent, so a page on
+// evil.example that sends "Host: evil.example" would pass a same-origin
+// check; list the server's own public origin instead (Options.PublicURL).
 func originChecker(origins []string) func(*http.Request) bool {
 	allowed := map[string]bool{}
 	for _, o := range origins {
 		if o = strings.TrimSpace(o); o == "*" {
 			return func(*http.Request) bool { return true }
 		} else if o != "" {
-			allowed[strings.ToLower(strings.TrimSuffix(o, "/"))] = true
+			allowed[normalizeOrigin(o)] = true
 		}
 	}
 	if len(allowed) == 0 {
@@ -70,11 +80,30 @@ func originChecker(origins []string) func(*http.Request) bool {
 		if origin == "" {
 			return true // not a browser
 		}
-		if u, err := url.Parse(origin); err == nil && strings.EqualFold(u.Host, r.Host) {
-			return true // same origin
-		}
-		return allowed[strings.ToLower(origin)]
+		return allowed[normalizeOrigin(origin)]
 	}
+}
+
+// normalizeOrigin returns scheme://host[:port] in lower case, without a
+// default port (80 for http and ws, 443 for https and wss), or the input
+// lower-cased if it is not such a URL ("null").
+func normalizeOrigin(o string) string {
+	o = strings.ToLower(strings.TrimSpace(o))
+	u, err := url.Parse(o)
+	if err != nil || u.Scheme == "" || u.Host == "" {
+		return strings.TrimSuffix(o, "/")
+	}
+	host := u.Host
+	if h, port, err := net.SplitHostPort(u.Host); err == nil {
+		switch {
+		case port == "80" && (u.Scheme == "http" || u.Scheme == "ws"), port == "443" && (u.Scheme == "https" || u.Scheme == "wss"):
+			host = h
+			if strings.Contains(h, ":") {
+				host = "[" + h + "]"
+			}
+		}
+	}
+	return u.Scheme + "://" + host
 }
 
 // ID implements listeners.Listener.
@@ -98,6 +127,7 @@ func (l *WebSocket) Serve(establish listeners.EstablishFn) {
 	l.mu.Lock()
 	l.establish = establish
 	l.mu.Unlock()
+	close(l.serving)
 	<-l.done
 }
 
@@ -119,7 +149,10 @@ func (l *WebSocket) Close(_ listeners.CloseFn) {
 const wsReadBufferSize = 1024
 
 // ServeHTTP upgrades the request to a WebSocket (subprotocol mqtt) and
-// starts an MQTT session over it. It returns once the session has started,
+// starts an MQTT session over it. As over TCP, the client must send a
+// CONNECT of at most MaxConnectSize within the connect timeout, read here
+// before mochi sees the connection, and until the broker answers it the
+// HTTP connection stays pending for netguard. It returns once the session has started,
 // without waiting for it to end: the connection belongs to the broker from
 // then on, and the HTTP server's goroutine (whose stack the router grew)
 // and its per-connection buffers are let go instead of being held for as
@@ -145,10 +178,17 @@ func (l *WebSocket) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c.SetReadLimit(l.readLimit)
 	conn := &wsConn{Conn: c.UnderlyingConn(), ws: c, writeTimeout: l.writeTimeout}
 	go func() {
-		if err := establish(l.id, conn); err != nil && l.log != nil && !errors.Is(err, io.EOF) {
+		defer c.Close()
+		mc, err := preauth(conn, c.UnderlyingConn(), l.connectTimeout)
+		if err != nil {
+			if l.log != nil {
+				l.log.Debug("websocket closed before CONNECT", "error", err, "remote", conn.RemoteAddr())
+			}
+			return
+		}
+		if err := establish(l.id, mc); err != nil && l.log != nil && !errors.Is(err, io.EOF) {
 			l.log.Debug("websocket client ended", "error", err)
 		}
-		_ = c.Close()
 	}()
 }
 

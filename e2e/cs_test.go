@@ -209,6 +209,10 @@ func TestCustomerServiceConversation(t *testing.T) {
 			if ev.Event != "read" || ev.UID != customer.UID || ev.Seq != 6 {
 				t.Fatalf("read event to the agent %+v", ev)
 			}
+			c.In.Next(t).Decode(t, &ev) // and to the customer's own devices
+			if ev.Event != "read" || ev.UID != customer.UID || ev.Seq != 6 {
+				t.Fatalf("read event to the reader %+v", ev)
+			}
 			s.MustDo(t, "POST", "/api/v1/conversations/"+conv+"/messages", customer.Token, text("", "via REST"), http.StatusCreated, &env)
 			if env.Seq != 7 || env.Agent != agent.UID {
 				t.Fatalf("REST customer message %+v", env)

@@ -465,6 +465,12 @@ func TestRoomMembershipChangesAreLive(t *testing.T) {
 			// back, bob gets room messages only once he subscribes again.
 			s.MustDo(t, "POST", roomPath(room, "/members"), alice.Token, wire.AddMember{UID: bob.UID}, 200, nil)
 			expectMember(t, room, bob.UID, "joined", a, c)
+			for _, dev := range []*imtest.Client{b1, b2} { // on his inbox: his devices learn of the room
+				m := dev.In.Next(t)
+				if m.Topic != inbox(bob.UID) || m.Event() != wire.EventRoomMember {
+					t.Fatalf("got %s on %s, want room_member on the inbox", m.Payload, m.Topic)
+				}
+			}
 			a.Publish(t, topic, 1, text("", "welcome back"))
 			expectRoomMsg(t, room, 3, alice.UID, a, c)
 			expectNothing(t, b1, b2)

@@ -37,7 +37,12 @@ func (a *API) login(c *gin.Context) (int, any, error) {
 	if err != nil {
 		return failed(err)
 	}
+	done, err := a.throttleLogin(c, req.Username)
+	if err != nil {
+		return failed(err)
+	}
 	t, err := a.accounts.Login(c.Request.Context(), req.Username, req.Password)
+	done(err)
 	if err != nil {
 		return failed(err)
 	}

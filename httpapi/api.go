@@ -36,6 +36,8 @@ type Options struct {
 	// PublicURL is the server's URL as clients reach it (for the absolute
 	// URLs of uploads); "" takes each request's scheme and Host.
 	PublicURL string
+	// Limits of the endpoints anyone may call (throttle.go).
+	Limits Limits
 }
 
 // API is the REST API.
@@ -48,12 +50,13 @@ type API struct {
 	log      *slog.Logger
 	timeout  time.Duration
 	public   string
+	guard    *guard
 }
 
 // New returns the HTTP handler of the server: REST under /api/v1, /healthz,
 // and /mqtt.
 func New(o Options) http.Handler {
-	a := &API{uploads: o.Uploads, log: o.Log, timeout: o.RequestTimeout, public: strings.TrimRight(o.PublicURL, "/")}
+	a := &API{uploads: o.Uploads, log: o.Log, timeout: o.RequestTimeout, public: strings.TrimRight(o.PublicURL, "/"), guard: newGuard(o.Limits)}
 	if d := o.Domain; d != nil {
 		a.accounts, a.chat, a.rooms, a.support = d.Accounts, d.Chat, d.Rooms, d.Support
 	}
@@ -88,10 +91,10 @@ func New(o Options) http.Handler {
 	}
 
 	v1 := r.Group("/api/v1", a.deadline)
-	v1.POST("/auth/register", a.handle(a.register))
-	v1.POST("/auth/login", a.handle(a.login))
-	v1.POST("/auth/guest", a.handle(a.guest))
-	v1.POST("/auth/visitor", a.handle(a.visitor))
+	v1.POST("/auth/register", a.registerLimit, a.passwordGate, a.handle(a.register))
+	v1.POST("/auth/login", a.passwordGate, a.handle(a.login))
+	v1.POST("/auth/guest", a.guestLimit, a.handle(a.guest))
+	v1.POST("/auth/visitor", a.guestLimit, a.handle(a.visitor))
 
 	// Everyone signed in, guests included (PROTOCOL.md §6): the domain
 	// keeps guests to their own customer-service conversations.

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"errors"
 	"net/http"
+	"strconv"
 
 	"github.com/gin-gonic/gin"
 
@@ -18,6 +19,9 @@ func (a *API) fail(c *gin.Context, err error) {
 	msg := im.PublicMessage(err)
 	if status == http.StatusInternalServerError {
 		a.log.Error("request failed", "method", c.Request.Method, "path", c.FullPath(), "error", err)
+	}
+	if status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable {
+		c.Header("Retry-After", strconv.Itoa(retryAfterSeconds(err)))
 	}
 	c.AbortWithStatusJSON(status, wire.ErrorResponse{Error: wire.ErrorBody{Code: code, Message: msg}})
 }
@@ -38,6 +42,8 @@ func statusOf(err error) (int, string) {
 		return http.StatusRequestEntityTooLarge, wire.HTTPPayloadTooLarge
 	case errors.Is(err, im.ErrRateLimited):
 		return http.StatusTooManyRequests, wire.HTTPRateLimited
+	case errors.Is(err, im.ErrUnavailable):
+		return http.StatusServiceUnavailable, wire.HTTPUnavailable
 	}
 	return http.StatusInternalServerError, wire.HTTPInternal
 }

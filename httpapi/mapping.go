@@ -27,7 +27,8 @@ func account(u im.User, withRole bool) wire.Account {
 func conversations(rows []im.ConversationSummary) []wire.Conversation {
 	out := make([]wire.Conversation, len(rows))
 	for i, r := range rows {
-		out[i] = wire.Conversation{Conv: r.Conv, Kind: string(r.Kind), LastSeq: r.LastSeq, ReadSeq: r.ReadSeq, Unread: r.Unread()}
+		out[i] = wire.Conversation{Conv: r.Conv, Kind: string(r.Kind), LastSeq: r.LastSeq, ReadSeq: r.ReadSeq, Unread: r.Unread(),
+			PeerReadSeq: min(r.PeerReadSeq, r.LastSeq)}
 		if r.LastMessage != nil {
 			env := r.LastMessage.Envelope()
 			out[i].LastMessage = &env

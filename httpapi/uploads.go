@@ -28,8 +28,16 @@ func (a *API) uploadRoutes(r *gin.Engine, g *gin.RouterGroup) {
 	r.HEAD("/uploads/:id/*name", a.download)
 }
 
+// transferTime is how long an upload or a download may take: the HTTP
+// server's deadlines are made for REST bodies of 128 KiB, files may be
+// megabytes long.
+const transferTime = 5 * time.Minute
+
 // upload streams the multipart field "file" to the upload store.
 func (a *API) upload(c *gin.Context) (int, any, error) {
+	rc := http.NewResponseController(c.Writer)
+	_ = rc.SetReadDeadline(time.Now().Add(transferTime))
+	_ = rc.SetWriteDeadline(time.Now().Add(transferTime))
 	// Room for the multipart framing around the largest file.
 	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, a.uploads.Max()+64<<10)
 	mr, err := c.Request.MultipartReader()
@@ -89,6 +97,7 @@ func (a *API) download(c *gin.Context) {
 		return
 	}
 	defer f.Close()
+	_ = http.NewResponseController(c.Writer).SetWriteDeadline(time.Now().Add(transferTime))
 	h := c.Writer.Header()
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; sandbox")

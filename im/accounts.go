@@ -159,13 +159,15 @@ func (a *Accounts) Login(ctx context.Context, username, password string) (Token,
 	}
 	u, err := a.store.UserByName(ctx, username)
 	if errors.Is(err, ErrNotFound) {
-		a.pw.Verify("", password) // same cost as a real check: no user enumeration by timing
-		return Token{}, bad
-	}
-	if err != nil {
+		u = User{} // an empty hash: the same cost as a real check, so no user enumeration by timing
+	} else if err != nil {
 		return Token{}, fmt.Errorf("look up user: %w", err)
 	}
-	if !a.pw.Verify(u.PasswordHash, password) || u.Disabled || u.Role == RoleGuest {
+	ok, err := a.pw.Verify(u.PasswordHash, password)
+	if err != nil {
+		return Token{}, fmt.Errorf("check password: %w", err)
+	}
+	if !ok || u.UID == 0 || u.Disabled || u.Role == RoleGuest {
 		return Token{}, bad
 	}
 	return a.Issue(ctx, u)
@@ -251,7 +253,11 @@ func (a *Accounts) ChangePassword(ctx context.Context, p Principal, old, new str
 	if err != nil {
 		return err
 	}
-	if !a.pw.Verify(u.PasswordHash, old) {
+	ok, err := a.pw.Verify(u.PasswordHash, old)
+	if err != nil {
+		return fmt.Errorf("check password: %w", err)
+	}
+	if !ok {
 		return errorf(ErrUnauthorized, "the old password is wrong")
 	}
 	hash, err := a.pw.Hash(new)

@@ -264,7 +264,9 @@ func (ch *Chat) MarkRead(ctx context.Context, p Principal, conv string, seq int6
 	}
 	pos.Conv = conv
 	if moved {
+		// The reader's other devices keep their unread counts too.
 		ev := wire.ReadEvent{Event: wire.EventRead, Conv: conv, UID: p.UID, Seq: pos.ReadSeq}
+		ch.deliver(ev, topics.Inbox(p.UID))
 		switch c.Kind {
 		case topics.ConvSingle:
 			ch.deliver(ev, topics.Inbox(c.Other(p.UID)))

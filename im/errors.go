@@ -17,6 +17,9 @@ var (
 	ErrConflict     = errors.New("conflict")
 	ErrTooLarge     = errors.New("too large")
 	ErrRateLimited  = errors.New("rate limited")
+	// ErrUnavailable: the server is too busy to do it now (too many
+	// password checks in progress); try again shortly.
+	ErrUnavailable = errors.New("temporarily unavailable")
 )
 
 // Error is a failure with a message meant for the caller. Kind is one of
@@ -43,7 +46,7 @@ func PublicMessage(err error) string {
 	if errors.As(err, &e) {
 		return e.Msg
 	}
-	for _, kind := range []error{ErrInvalid, ErrUnauthorized, ErrForbidden, ErrNotFound, ErrConflict, ErrTooLarge, ErrRateLimited} {
+	for _, kind := range []error{ErrInvalid, ErrUnauthorized, ErrForbidden, ErrNotFound, ErrConflict, ErrTooLarge, ErrRateLimited, ErrUnavailable} {
 		if errors.Is(err, kind) {
 			return kind.Error()
 		}

@@ -135,8 +135,8 @@ func (l *live) DropSubscription(uid int64, topic string) {
 // are under test here.
 type plainPasswords struct{}
 
-func (plainPasswords) Hash(pw string) (string, error) { return "plain:" + pw, nil }
-func (plainPasswords) Verify(hash, pw string) bool    { return hash == "plain:"+pw }
+func (plainPasswords) Hash(pw string) (string, error)       { return "plain:" + pw, nil }
+func (plainPasswords) Verify(hash, pw string) (bool, error) { return hash == "plain:"+pw, nil }
 
 // plainTokens "signs" a token as its id and uid in clear: the domain's
 // records, not JWTs, are under test here.

@@ -129,6 +129,7 @@ type ConversationSummary struct {
 	Kind        topics.ConvKind
 	LastSeq     int64
 	ReadSeq     int64 // never above LastSeq
+	PeerReadSeq int64 // how far the other side has read (see wire.Conversation)
 	UpdatedAt   int64
 	LastMessage *Message
 }

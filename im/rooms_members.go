@@ -95,7 +95,9 @@ func (r *Rooms) addMember(ctx context.Context, st *roomState, room, uid int64) e
 	}
 	st.add(uid) // also when the database had it already (another server added it)
 	if added {
-		r.deliver(wire.RoomMemberEvent{Event: wire.EventRoomMember, Room: room, UID: uid, Action: wire.ActionJoined}, topics.Room(room))
+		// On the room topic, and on the new member's inbox: its devices
+		// learn of the room there and subscribe to it.
+		r.deliver(wire.RoomMemberEvent{Event: wire.EventRoomMember, Room: room, UID: uid, Action: wire.ActionJoined}, topics.Room(room), topics.Inbox(uid))
 		r.log.Info("room member joined", "room", room, "uid", uid)
 	}
 	return nil

@@ -73,9 +73,11 @@ type TokenCodec interface {
 
 // Passwords hashes and checks passwords with a slow, salted KDF. Verify
 // with an empty hash does the same work as a real check and returns false.
+// Both may refuse to work when too many checks are in progress; their
+// error then wraps ErrUnavailable.
 type Passwords interface {
 	Hash(password string) (string, error)
-	Verify(hash, password string) bool
+	Verify(hash, password string) (bool, error)
 }
 
 // Options configures a Service. Store, Publisher, Passwords and Tokens are

@@ -136,6 +136,7 @@ func (s *Store) Conversations(ctx context.Context, uid int64) ([]im.Conversation
 		LastSeq   int64          `db:"last_seq"`
 		UpdatedAt int64          `db:"updated_at"`
 		ReadSeq   int64          `db:"read_seq"`
+		PeerRead  int64          `db:"peer_read_seq"`
 		MsgID     sql.NullString `db:"msg_id"`
 		Seq       sql.NullInt64  `db:"seq"`
 		Sender    sql.NullInt64  `db:"sender"`
@@ -149,6 +150,14 @@ func (s *Store) Conversations(ctx context.Context, uid int64) ([]im.Conversation
 	}
 	err := s.r.SelectContext(ctx, &rows, s.r.Rebind(`
 		SELECT c.conv_id, c.kind, c.last_seq, c.updated_at, COALESCE(rp.read_seq, 0) AS read_seq,
+		       COALESCE(CASE
+		           WHEN c.kind = 'single' THEN (SELECT p.read_seq FROM read_positions p
+		               WHERE p.conv_id = c.conv_id AND p.uid = CASE WHEN c.user_a = ? THEN c.user_b ELSE c.user_a END)
+		           WHEN c.kind = 'service' AND c.customer = ? THEN (SELECT MAX(p.read_seq) FROM read_positions p
+		               JOIN shop_agents sa ON sa.uid = p.uid AND sa.shop_id = c.shop_id WHERE p.conv_id = c.conv_id)
+		           WHEN c.kind = 'service' THEN (SELECT p.read_seq FROM read_positions p
+		               WHERE p.conv_id = c.conv_id AND p.uid = c.customer)
+		       END, 0) AS peer_read_seq,
 		       m.msg_id, m.seq, m.sender, m.type, m.body, m.cid, m.auto, m.session_id, m.agent, m.created_at
 		FROM conversations c
 		LEFT JOIN read_positions rp ON rp.conv_id = c.conv_id AND rp.uid = ?
@@ -162,13 +171,13 @@ func (s *Store) Conversations(ctx context.Context, uid int64) ([]im.Conversation
 			UNION ALL SELECT conv_id FROM conversations WHERE kind = 'sys'
 		)
 		ORDER BY c.updated_at DESC, c.conv_id
-		LIMIT ?`), uid, uid, uid, uid, uid, uid, maxConversations)
+		LIMIT ?`), uid, uid, uid, uid, uid, uid, uid, uid, maxConversations)
 	if err != nil {
 		return nil, fmt.Errorf("conversations of %d: %w", uid, mapErr(err))
 	}
 	out := make([]im.ConversationSummary, len(rows))
 	for i, r := range rows {
-		out[i] = im.ConversationSummary{Conv: r.Conv, Kind: topics.ConvKind(r.Kind), LastSeq: r.LastSeq, ReadSeq: r.ReadSeq, UpdatedAt: r.UpdatedAt}
+		out[i] = im.ConversationSummary{Conv: r.Conv, Kind: topics.ConvKind(r.Kind), LastSeq: r.LastSeq, ReadSeq: r.ReadSeq, PeerReadSeq: r.PeerRead, UpdatedAt: r.UpdatedAt}
 		if r.MsgID.Valid {
 			m := messageRow{ID: r.MsgID.String, Conv: r.Conv, Seq: r.Seq.Int64, Sender: r.Sender.Int64, Type: r.Type.String,
 				Body: r.Body.String, CID: r.CID, Auto: r.Auto.Bool, Ticket: r.Ticket, Agent: r.Agent, CreatedAt: r.CreatedAt.Int64}.message()

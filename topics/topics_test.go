@@ -99,8 +99,16 @@ func TestSingleConvOrders(t *testing.T) {
 	}
 }
 
+// FuzzParse checks that every topic Parse accepts is the canonical
+// spelling of its route (so one topic cannot be reached under two names),
+// seeded with the contract's topics and the edge cases clients send.
 func FuzzParse(f *testing.F) {
-	for _, s := range []string{"im/u/7", "im/r/1", "im/s/3", "im/s/3/u/9", "im/sys/broadcast", "#", "im/+/1", "$SYS/x"} {
+	for _, s := range []string{
+		"im/u/7", "im/r/1", "im/s/3", "im/s/3/u/9", "im/sys/broadcast", "#", "im/+/1", "$SYS/x",
+		"im/u/9223372036854775807", "im/u/9223372036854775808", "im/u/0", "im/u/07", "im/u/+7", "im/u/-7",
+		"im/u/7/", "im//u/7", "IM/u/7", "im/u/7\x00", "im/u/\u0667", "im/s/3/u/", "im/s/3/u/9/x",
+		"im/s/3/x/9", "$share/g/im/u/7", "im/sys/broadcast/", "im/sys/#", "", "im/", "im/u/1e3",
+	} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
@@ -110,8 +118,15 @@ func FuzzParse(f *testing.F) {
 	})
 }
 
+// FuzzParseConv checks that every conversation id ParseConv accepts is
+// the canonical id of its conversation (u:a:b with a < b, no leading
+// zeros), seeded with the contract's ids and their near misses.
 func FuzzParseConv(f *testing.F) {
-	for _, s := range []string{"u:1:2", "r:5", "s:3:9", "sys", "u:2:1"} {
+	for _, s := range []string{
+		"u:1:2", "r:5", "s:3:9", "sys", "u:2:1", "u:1:1", "u:0:1", "u:01:2", "u:1:2:3", "r:07", "r:",
+		"s:3", "s:3:9:1", "SYS", "sys:", "u:9223372036854775806:9223372036854775807", "u:1:9223372036854775808",
+		"r:+5", "r:-5", "r: 5", "", ":", "u::",
+	} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {

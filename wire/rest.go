@@ -57,13 +57,17 @@ type Token struct {
 	Role        string `json:"role"`
 }
 
-// Conversation is one row of GET /conversations.
+// Conversation is one row of GET /conversations. PeerReadSeq is how far
+// the other side has read: in a single chat the other user; in customer
+// service, for the customer the furthest of the shop's agents, for staff
+// the customer; 0 in rooms and sys.
 type Conversation struct {
 	Conv        string    `json:"conv"`
 	Kind        string    `json:"kind"` // single, room, service, sys
 	LastSeq     int64     `json:"last_seq"`
 	ReadSeq     int64     `json:"read_seq"`
 	Unread      int64     `json:"unread"`
+	PeerReadSeq int64     `json:"peer_read_seq"`
 	LastMessage *Envelope `json:"last_message"`
 }
 

@@ -232,4 +232,7 @@ const (
 	HTTPPayloadTooLarge = "payload_too_large"
 	HTTPRateLimited     = "rate_limited"
 	HTTPInternal        = "internal"
+	// HTTPUnavailable (503, with Retry-After) is not in the contract's
+	// list: the server is too busy to check a password right now.
+	HTTPUnavailable = "unavailable"
 )

@@ -2,6 +2,11 @@
 // REST API, MQTT over TCP and WebSocket, and storage in SQLite or
 // PostgreSQL, in one binary. Every setting is a flag with an environment
 // variable of the same meaning; the flag wins. Run with -h for the list.
+//
+// Two commands help operators:
+//
+//	imserver healthcheck [--http ADDR]                 # exit 0 if /healthz answers 200 (Docker HEALTHCHECK)
+//	imserver admin reset-password [--username admin]   # set a new admin password (IM_ADMIN_PASSWORD or generated)
 package main
 
 import (
@@ -21,12 +26,13 @@ import (
 	"time"
 
 	"github.com/imserver/imserver/app"
+	"github.com/imserver/imserver/internal/throttle"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Getenv, os.Stderr); err != nil {
+	if err := run(ctx, os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			os.Exit(0)
 		}
@@ -36,9 +42,17 @@ func main() {
 }
 
 // run parses the configuration from args and the environment and serves
-// until ctx ends.
-func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
-	cfg, level, err := parseConfig(args, getenv, stderr)
+// until ctx ends, or runs one of the commands.
+func run(ctx context.Context, args []string, lookupEnv func(string) (string, bool), stdout, stderr io.Writer) error {
+	if len(args) > 0 {
+		switch args[0] {
+		case "healthcheck":
+			return healthcheck(ctx, args[1:], lookupEnv, stdout, stderr)
+		case "admin":
+			return admin(ctx, args[1:], lookupEnv, stdout, stderr)
+		}
+	}
+	cfg, level, err := parseConfig(args, lookupEnv, stderr)
 	if err != nil {
 		return err
 	}
@@ -46,33 +60,38 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	return app.Run(ctx, cfg, 30*time.Second)
 }
 
-func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (app.Config, slog.Level, error) {
-	env := func(name, def string) string {
-		if v := getenv(name); v != "" {
-			return v
-		}
-		return def
-	}
+func parseConfig(args []string, lookupEnv func(string) (string, bool), stderr io.Writer) (app.Config, slog.Level, error) {
+	env := envOr(lookupEnv)
 	var (
-		def                                       = app.DefaultConfig()
-		cfg                                       app.Config
-		ttl, rate, burst, origins, lvl, uploadMax string
+		def                                                                              = app.DefaultConfig()
+		cfg                                                                              app.Config
+		ttl, rate, burst, origins, lvl, uploadMax, connRate, pending, regRate, guestRate string
 	)
 	fs := flag.NewFlagSet("imserver", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&cfg.HTTPAddr, "http", env("IM_HTTP_ADDR", def.HTTPAddr), "REST API and MQTT over WebSocket (/mqtt) address [IM_HTTP_ADDR]")
-	fs.StringVar(&cfg.MQTTAddr, "mqtt", env("IM_MQTT_ADDR", def.MQTTAddr), "MQTT over TCP address; empty disables [IM_MQTT_ADDR]")
+	mqttAddr, set := lookupEnv("IM_MQTT_ADDR") // set but empty disables TCP, as --mqtt "" does
+	if !set {
+		mqttAddr = def.MQTTAddr
+	}
+	fs.StringVar(&cfg.MQTTAddr, "mqtt", mqttAddr, "MQTT over TCP address; empty disables [IM_MQTT_ADDR]")
 	fs.StringVar(&cfg.DatabaseURL, "db", env("IM_DATABASE_URL", def.DatabaseURL), "postgres://… or sqlite:PATH [IM_DATABASE_URL]")
 	fs.StringVar(&ttl, "token-ttl", env("IM_TOKEN_TTL", def.TokenTTL.String()), "access token lifetime [IM_TOKEN_TTL]")
 	fs.StringVar(&rate, "publish-rate", env("IM_PUBLISH_RATE", strconv.FormatFloat(def.PublishRate, 'g', -1, 64)), "messages per second one user may send; 0 = unlimited [IM_PUBLISH_RATE]")
 	fs.StringVar(&burst, "publish-burst", env("IM_PUBLISH_BURST", strconv.Itoa(def.PublishBurst)), "burst allowed above publish-rate [IM_PUBLISH_BURST]")
 	fs.StringVar(&origins, "ws-origins", env("IM_WS_ORIGINS", strings.Join(def.WSOrigins, ",")), "comma-separated browser origins allowed on /mqtt; * = all [IM_WS_ORIGINS]")
+	fs.StringVar(&cfg.PublicURL, "public-url", env("IM_PUBLIC_URL", ""), "the URL users reach the server at, e.g. https://chat.example.com: uploads' URLs start with it (default: each request's), and its origin is allowed on /mqtt when --ws-origins is a list [IM_PUBLIC_URL]")
 	fs.StringVar(&cfg.UploadDir, "upload-dir", env("IM_UPLOAD_DIR", ""), "directory of uploaded files (default: uploads next to the SQLite file, data/uploads with PostgreSQL) [IM_UPLOAD_DIR]")
 	fs.StringVar(&uploadMax, "upload-max", env("IM_UPLOAD_MAX", strconv.FormatInt(def.UploadMax, 10)), "largest upload in bytes (suffixes KiB, MiB, GiB) [IM_UPLOAD_MAX]")
-	fs.StringVar(&cfg.PublicURL, "public-url", env("IM_PUBLIC_URL", ""), "the server's URL as clients reach it, e.g. https://chat.example.com (default: each request's) [IM_PUBLIC_URL]")
+	fs.StringVar(&connRate, "conn-rate", env("IM_CONN_RATE", strconv.FormatFloat(def.ConnRate, 'g', -1, 64)), "new connections per second each listener (HTTP, MQTT over TCP) accepts; 0 = unlimited [IM_CONN_RATE]")
+	fs.StringVar(&pending, "pending-per-ip", env("IM_PENDING_PER_IP", strconv.Itoa(def.PendingPerIP)), "connections one client IP may have open on a listener before its CONNECT (MQTT) or first request (HTTP) is answered; 0 = unlimited [IM_PENDING_PER_IP]")
+	fs.StringVar(&regRate, "register-rate", env("IM_REGISTER_RATE", strconv.Itoa(def.RegisterRate)), "registrations per minute per client IP; 0 = unlimited [IM_REGISTER_RATE]")
+	fs.StringVar(&guestRate, "guest-rate", env("IM_GUEST_RATE", strconv.Itoa(def.GuestRate)), "guest and visitor sign-ins per minute per client IP; 0 = unlimited [IM_GUEST_RATE]")
+	fs.StringVar(&cfg.TrustedProxies, "trusted-proxies", env("IM_TRUSTED_PROXIES", ""), "comma-separated IPs or CIDRs of reverse proxies whose X-Forwarded-For is believed [IM_TRUSTED_PROXIES]")
 	fs.StringVar(&lvl, "log-level", env("IM_LOG_LEVEL", "info"), "debug, info, warn or error [IM_LOG_LEVEL]")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: imserver [flags]\n\nSecrets are read from the environment only: IM_JWT_SECRET, IM_ADMIN_USERNAME, IM_ADMIN_PASSWORD.\n\nFlags:")
+		fmt.Fprintln(stderr, "Usage: imserver [flags]\n       imserver healthcheck [--http ADDR]\n       imserver admin reset-password [--username NAME]\n\n"+
+			"Secrets are read from the environment only: IM_JWT_SECRET, IM_ADMIN_USERNAME, IM_ADMIN_PASSWORD.\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -94,9 +113,25 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (a
 	if cfg.UploadMax, err = parseSize(uploadMax); err != nil || cfg.UploadMax <= 0 {
 		return cfg, 0, fmt.Errorf("upload-max %q: want a positive size such as 10MiB", uploadMax)
 	}
+	if cfg.ConnRate, err = strconv.ParseFloat(connRate, 64); err != nil || cfg.ConnRate < 0 {
+		return cfg, 0, fmt.Errorf("conn-rate %q: want a number ≥ 0", connRate)
+	}
+	if cfg.PendingPerIP, err = strconv.Atoi(pending); err != nil || cfg.PendingPerIP < 0 {
+		return cfg, 0, fmt.Errorf("pending-per-ip %q: want an integer ≥ 0", pending)
+	}
+	if cfg.RegisterRate, err = strconv.Atoi(regRate); err != nil || cfg.RegisterRate < 0 {
+		return cfg, 0, fmt.Errorf("register-rate %q: want an integer ≥ 0", regRate)
+	}
+	if cfg.GuestRate, err = strconv.Atoi(guestRate); err != nil || cfg.GuestRate < 0 {
+		return cfg, 0, fmt.Errorf("guest-rate %q: want an integer ≥ 0", guestRate)
+	}
+	if _, err := throttle.ParseProxies(cfg.TrustedProxies); err != nil {
+		return cfg, 0, fmt.Errorf("trusted-proxies: %w", err)
+	}
 	if cfg.PublicURL != "" {
-		if u, err := url.Parse(cfg.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return cfg, 0, fmt.Errorf("public-url %q: want http(s)://host[:port]", cfg.PublicURL)
+		u, err := url.Parse(cfg.PublicURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return cfg, 0, fmt.Errorf("public-url %q: want an absolute http or https URL such as https://chat.example.com", cfg.PublicURL)
 		}
 	}
 	for _, o := range strings.Split(origins, ",") {
@@ -108,9 +143,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (a
 	if err := level.UnmarshalText([]byte(lvl)); err != nil {
 		return cfg, 0, fmt.Errorf("log-level %q: want debug, info, warn or error", lvl)
 	}
-	cfg.JWTSecret = getenv("IM_JWT_SECRET")
+	cfg.JWTSecret = env("IM_JWT_SECRET", "")
 	cfg.AdminUsername = env("IM_ADMIN_USERNAME", def.AdminUsername)
-	cfg.AdminPassword = getenv("IM_ADMIN_PASSWORD")
+	cfg.AdminPassword = env("IM_ADMIN_PASSWORD", "")
 	return cfg, level, nil
 }
 

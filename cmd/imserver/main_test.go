@@ -14,7 +14,10 @@ import (
 	"time"
 )
 
-func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+// env is a lookup of the environment m.
+func env(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
 
 func TestFlagsWinOverEnvironment(t *testing.T) {
 	cfg, _, err := parseConfig([]string{"--http", "127.0.0.1:1", "--db", "sqlite:/tmp/x.db"}, env(map[string]string{
@@ -40,16 +43,27 @@ func TestDefaults(t *testing.T) {
 	if cfg.HTTPAddr != ":8080" || cfg.MQTTAddr != ":1883" || cfg.DatabaseURL != "sqlite:data/im.db" || cfg.AdminUsername != "admin" || cfg.TokenTTL != 7*24*time.Hour {
 		t.Fatalf("defaults: %+v", cfg)
 	}
-	// An empty --mqtt disables TCP.
+	// An empty --mqtt disables TCP, and so does an empty IM_MQTT_ADDR.
 	cfg, _, _ = parseConfig([]string{"--mqtt", ""}, env(nil), io.Discard)
 	if cfg.MQTTAddr != "" {
 		t.Fatalf("--mqtt '' = %q", cfg.MQTTAddr)
+	}
+	cfg, _, _ = parseConfig(nil, env(map[string]string{"IM_MQTT_ADDR": ""}), io.Discard)
+	if cfg.MQTTAddr != "" {
+		t.Fatalf("IM_MQTT_ADDR='' gives %q, want TCP disabled", cfg.MQTTAddr)
+	}
+	// Other empty variables take the default.
+	cfg, _, _ = parseConfig(nil, env(map[string]string{"IM_HTTP_ADDR": "", "IM_CONN_RATE": ""}), io.Discard)
+	if cfg.HTTPAddr != ":8080" || cfg.ConnRate != 500 || cfg.PendingPerIP != 32 || cfg.RegisterRate != 60 {
+		t.Fatalf("defaults of the limits: %+v", cfg)
 	}
 }
 
 func TestBadConfiguration(t *testing.T) {
 	for _, args := range [][]string{
 		{"--token-ttl", "soon"}, {"--publish-rate", "-1"}, {"--log-level", "loud"}, {"extra"}, {"--nope"},
+		{"--conn-rate", "-1"}, {"--pending-per-ip", "x"}, {"--register-rate", "-5"}, {"--trusted-proxies", "10.0.0.0/99"},
+		{"--public-url", "chat.example.com"}, {"--public-url", "ftp://x"},
 	} {
 		if _, _, err := parseConfig(args, env(nil), io.Discard); err == nil {
 			t.Errorf("%v accepted", args)
@@ -67,7 +81,7 @@ func TestRunAndGracefulStop(t *testing.T) {
 	var logs bytes.Buffer
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"--http", httpAddr, "--mqtt", mqttAddr, "--db", "sqlite:" + filepath.Join(dir, "data", "im.db")}, env(nil), &syncWriter{w: &logs})
+		done <- run(ctx, []string{"--http", httpAddr, "--mqtt", mqttAddr, "--db", "sqlite:" + filepath.Join(dir, "data", "im.db")}, env(nil), io.Discard, &syncWriter{w: &logs})
 	}()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -124,4 +138,14 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.w.Write(p)
+}
+
+// String returns what was written, if the writer is a bytes.Buffer.
+func (s *syncWriter) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if b, ok := s.w.(*bytes.Buffer); ok {
+		return b.String()
+	}
+	return ""
 }

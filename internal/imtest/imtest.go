@@ -66,6 +66,9 @@ type Options struct {
 	// give a stopped server's HTTPAddr to restart it where clients expect it.
 	HTTPAddr string
 	Log      *slog.Logger
+	// Config, when set, adjusts the server's configuration before it
+	// starts (limits, a password hasher, …).
+	Config func(*app.Config)
 }
 
 // AdminPassword is the admin password of every test server.
@@ -99,7 +102,7 @@ func Start(t testing.TB, o Options) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := app.New(context.Background(), app.Config{
+	cfg := app.Config{
 		DatabaseURL:   o.DBURL,
 		JWTSecret:     strings.Repeat("s", 32),
 		AdminUsername: "admin",
@@ -113,7 +116,11 @@ func Start(t testing.TB, o Options) *Server {
 		MQTTListener:  mqttLn,
 		Passwords:     auth.Argon2{Memory: 1024, Time: 1, Threads: 1}, // real argon2id, test-sized
 		Log:           o.Log,
-	})
+	}
+	if o.Config != nil {
+		o.Config(&cfg)
+	}
+	a, err := app.New(context.Background(), cfg)
 	if err != nil {
 		t.Fatalf("start server: %v", err)
 	}
