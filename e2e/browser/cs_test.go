@@ -7,10 +7,14 @@ package browser
 // peer_read_seq, page context, customer info).
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"net/http"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/imserver/imserver/internal/imtest"
@@ -225,10 +229,8 @@ func TestWidgetAndDesk(t *testing.T) {
 	pben.waitJS("same customer after the reload", msgWithText("Still me"))
 }
 
-// TestWidgetUploadAndReconnect: an image from the widget reaches the desk
-// inline; a message written while the widget's connection is down is
-// sent once it is back.
-func TestWidgetUploadAndReconnect(t *testing.T) {
+// TestWidgetUpload: an image from the widget reaches the desk inline.
+func TestWidgetUpload(t *testing.T) {
 	srv := imtest.Start(t, imtest.Options{})
 	shop := createShop(t, srv, "Pixel Prints", "Hi! Send us your photo.", "")
 	dora := person(t, srv, "dora")
@@ -250,4 +252,154 @@ func TestWidgetUploadAndReconnect(t *testing.T) {
 	img := q(tid("message") + "[data-seq] " + tid("message-body") + " img")
 	pd.waitJS("the photo at the desk", img+"?.complete && "+img+".naturalWidth === 80")
 	f.waitJS("the photo in the widget", img+"?.naturalHeight === 60")
+}
+
+// TestWidgetVisitor: a shop's signed-in customer (data-user-id and
+// data-user-hash, the hash made with the shop's identity secret) is the
+// same customer in another browser; a wrong hash falls back to a guest.
+func TestWidgetVisitor(t *testing.T) {
+	srv := imtest.Start(t, imtest.Options{})
+	shop := createShop(t, srv, "Book Nook", "Hello reader!", "")
+	ida := person(t, srv, "ida")
+	addAgent(t, srv, shop, ida)
+	var sec struct {
+		Secret string `json:"identity_secret"`
+	}
+	srv.MustDo(t, "GET", fmt.Sprintf("/api/v1/shops/%d/identity-secret", shop), srv.Admin.Token, nil, http.StatusOK, &sec)
+	m := hmac.New(sha256.New, []byte(sec.Secret))
+	m.Write([]byte("customer-42"))
+	hash := hex.EncodeToString(m.Sum(nil))
+	embed := fmt.Sprintf(`<script src="%s/widget.js" data-shop="%d" data-user-id="customer-42" data-user-name="Jo March" data-user-hash="%s" async></script>`, srv.URL, shop, hash)
+	host := hostSite(t, embed)
+
+	b := newBrowser(t)
+	pi := b.newPage("ida desk", srv.URL, Desktop)
+	pi.deskSignIn(ida)
+	c1 := b.newPage("jo's laptop", host, Desktop)
+	f1 := c1.openWidget(host)
+	f1.typeText(tid("composer"), "Is Little Women in stock?")
+	f1.pressEnter()
+	f1.waitJS("welcome", msgWithText("Hello reader!"))
+	pi.waitJS("the session", q(tid("session-item")))
+	pi.click(tid("session-item") + " a")
+	pi.waitJS("the visitor's name", q(tid("customer-name"))+"?.textContent === 'Jo March'")
+
+	// Another browser, same customer of the shop: the same conversation.
+	c2 := b.newPage("jo's phone", host, Phone)
+	f2 := c2.openWidget(host)
+	f2.waitJS("the history", msgWithText("Is Little Women in stock?"))
+	f2.typeText(tid("composer"), "From my phone")
+	f2.pressEnter()
+	pi.waitJS("both in one session", msgWithText("From my phone"))
+	f1.waitJS("on the laptop too", msgWithText("From my phone"))
+	if n := pi.str(qa(tid("session-item")) + ".length"); n != "1" {
+		t.Errorf("ida has %s sessions, want 1", n)
+	}
+
+	// A wrong hash is refused: a guest, with a conversation of its own.
+	bad := hostSite(t, fmt.Sprintf(`<script src="%s/widget.js" data-shop="%d" data-user-id="customer-42" data-user-hash="%s" async></script>`, srv.URL, shop, strings.Repeat("0", 64)))
+	c3 := b.newPage("impostor", bad, Desktop)
+	c3.allow("status of 401")
+	f3 := c3.openWidget(bad)
+	f3.typeText(tid("composer"), "let me in")
+	f3.pressEnter()
+	f3.waitJS("stored", msgWithText("let me in")+"?.dataset.seq")
+	if strings.Contains(f3.str("document.body.textContent"), "Little Women") {
+		t.Error("a wrong hash sees the visitor's conversation")
+	}
+}
+
+// TestWidgetServerRestart: the server goes away under a customer and an
+// agent; a message written meanwhile stays pending, and once the server is
+// back both sides show every message once, in order, without a reload.
+func TestWidgetServerRestart(t *testing.T) {
+	srv := imtest.Start(t, imtest.Options{})
+	shop := createShop(t, srv, "Night Owl", "", "")
+	kim := person(t, srv, "kim")
+	addAgent(t, srv, shop, kim)
+	host := hostSite(t, fmt.Sprintf(`<script src="%s/widget.js" data-shop="%d" async></script>`, srv.URL, shop))
+	b := newBrowser(t)
+	pk := b.newPage("kim desk", srv.URL, Desktop)
+	pk.deskSignIn(kim)
+	c := b.newPage("customer", host, Desktop)
+	f := c.openWidget(host)
+	f.typeText(tid("composer"), "first")
+	f.pressEnter()
+	pk.click(tid("session-item") + " a")
+	pk.waitJS("first", msgWithText("first"))
+
+	for _, p := range []*Page{pk, c} {
+		p.allow("ERR_CONNECTION_REFUSED", "WebSocket connection to", "Failed to load resource", "net::ERR_")
+	}
+	addr := srv.App.HTTPAddr()
+	srv.Close()
+	pk.waitJS("desk reconnecting", q(tid("connection"))+"?.dataset.state === 'reconnecting'")
+	f.waitJS("widget reconnecting", q(tid("connection"))+"?.dataset.state === 'reconnecting'")
+	f.typeText(tid("composer"), "written while down")
+	f.pressEnter()
+	f.waitJS("pending", status(msgWithText("written while down"))+" === 'pending'")
+
+	srv2 := imtest.Start(t, imtest.Options{DBURL: srv.DBURL, HTTPAddr: addr})
+	kim2 := srv2.Login(t, kim.Username, "password1")
+	f.waitJS("widget online", q(tid("connection"))+"?.dataset.state === 'online'")
+	pk.waitJS("desk online", q(tid("connection"))+"?.dataset.state === 'online'")
+	pk.waitJS("the pending one arrives", msgWithText("written while down"))
+	customer := pk.str(q(tid("session-item")) + ".dataset.customer")
+	post(t, srv2, kim2, fmt.Sprintf("s:%d:%s", shop, customer), "welcome back")
+	f.waitJS("the agent's message", msgWithText("welcome back"))
+	for _, p := range []*Page{pk, c} {
+		p.disallow()
+	}
+	fs, ft := f.shown()
+	checkContiguous(t, "customer", fs, len(fs))
+	ks, kt := pk.shown()
+	checkContiguous(t, "kim", ks, len(ks))
+	if fmt.Sprint(ft) != fmt.Sprint(kt) {
+		t.Errorf("the customer shows %q, kim %q", ft, kt)
+	}
+	count := 0
+	for _, s := range ft {
+		if s == "written while down" {
+			count++
+		}
+	}
+	if count != 1 {
+		t.Errorf("the message written while down shows %d times", count)
+	}
+}
+
+// TestDeskPhone: on a phone the desk shows one pane at a time: the lists,
+// then the session with a way back; the customer panel opens over it.
+func TestDeskPhone(t *testing.T) {
+	srv := imtest.Start(t, imtest.Options{})
+	shop := createShop(t, srv, "Pocket Shop", "Hi! We are here.", "")
+	lea := person(t, srv, "lea")
+	addAgent(t, srv, shop, lea)
+	var guest struct {
+		AccessToken string `json:"access_token"`
+		UID         int64  `json:"uid"`
+	}
+	srv.MustDo(t, "POST", "/api/v1/auth/guest", "", map[string]string{"name": "Max"}, http.StatusCreated, &guest)
+	conv := fmt.Sprintf("s:%d:%d", shop, guest.UID)
+	b := newBrowser(t)
+	p := b.newPage("lea phone", srv.URL, Phone)
+	p.deskSignIn(lea)
+	srv.MustDo(t, "POST", "/api/v1/conversations/"+conv+"/messages", guest.AccessToken, map[string]any{"type": "text", "body": "My parcel never arrived."}, http.StatusCreated, nil)
+	p.waitJS("the session", q(tid("session-item")+" "+tid("session-unread"))+"?.textContent === '2'")
+	p.shot("desk-phone-list")
+	p.click(tid("session-item") + " a")
+	p.waitJS("the message", msgWithText("My parcel never arrived."))
+	if p.visibleNow(tid("session-list")) {
+		t.Error("phone: the session list is shown next to the session")
+	}
+	p.shot("desk-phone-session")
+	p.click(`button[aria-label="Customer details"]`)
+	p.waitJS("the customer", q(tid("customer-panel")+" "+tid("customer-name"))+"?.textContent === 'Max'")
+	p.waitVisible(tid("customer-panel"))
+	p.shot("desk-phone-customer")
+	p.click(`button[aria-label="Close"]`)
+	p.waitGone(tid("customer-panel"))
+	p.click(`button[aria-label="Back to sessions"]`)
+	p.waitVisible(tid("session-list"))
+	p.waitGone(tid("session-item") + " " + tid("session-unread"))
 }

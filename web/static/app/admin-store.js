@@ -15,6 +15,7 @@ export class AdminStore {
     this.me = token;
     this.client = new Client({ token });
     this.api = this.client.api;
+    /** @type {string} the connection: connecting, online, reconnecting, offline */
     this.state = this.client.state;
     this.version = 0;
     /** @type {Set<() => void>} */

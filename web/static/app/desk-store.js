@@ -66,6 +66,7 @@ export class DeskStore {
     this.names.learn(this.uid, token.username);
     this.history = new History(this.api, () => this.changed());
     this.alerts = new Alerts("Desk · imserver");
+    /** @type {string} the connection: connecting, online, reconnecting, offline */
     this.state = this.client.state;
     /** @type {Shop[]} the shops the agent serves (admins: all) */
     this.shops = [];
@@ -645,8 +646,8 @@ export class DeskStore {
     this.uploading++;
     this.changed();
     try {
-      const p = await this.client.sendUpload(conv, f, f.name);
-      p.catch(() => {});
+      // Resolves once stored and echoed; a refusal lands in the catch below.
+      await this.client.sendUpload(conv, f, f.name);
     } catch (e) {
       this.notice = e instanceof ImError && (e.code === "payload_too_large" || e.code === "too_large") ? "That file is too large." : `Upload failed: ${e instanceof Error ? e.message : e}`;
     } finally {

@@ -296,7 +296,7 @@ function SessionView({ store, s, onPanel }) {
     ${store.notice && html`<div class="notice" role="status">${store.notice}<button class="link" onClick=${() => store.setNotice("")}>Dismiss</button></div>`}
     ${card && html`<${CardForm} onSend=${(/** @type {any} */ c) => { store.sendCard(s.conv, c); setCard(false); }} onCancel=${() => setCard(false)} />`}
     <${Composer} key=${s.conv} autofocus=${true} uploading=${store.uploading > 0}
-      placeholder="Reply… (type / for canned replies)"
+      placeholder="Reply… (/ for canned replies)"
       canned=${store.canned.get(s.shop_id) || []} tools=${tools}
       onSend=${(/** @type {string} */ t) => store.sendText(s.conv, t)}
       onFile=${(/** @type {File} */ f) => store.sendFile(s.conv, f)}

@@ -59,6 +59,7 @@ export class ChatStore {
     this.names.learn(this.uid, token.username);
     /** @type {Map<number, string>} shop id → name */
     this.shopNames = new Map();
+    /** @type {string} the connection: connecting, online, reconnecting, offline */
     this.state = this.client.state;
     /** @type {string|null} */
     this.open = null;
@@ -484,8 +485,8 @@ export class ChatStore {
     this.uploading = (this.uploading || 0) + 1;
     this.changed();
     try {
-      const p = await this.client.sendUpload(conv, f, f.name);
-      p.catch(() => {});
+      // Resolves once stored and echoed; a refusal lands in the catch below.
+      await this.client.sendUpload(conv, f, f.name);
     } catch (e) {
       this.notice = e instanceof ImError && (e.code === "payload_too_large" || e.code === "too_large") ? "That file is too large." : `Upload failed: ${e instanceof Error ? e.message : e}`;
     } finally {

@@ -497,8 +497,7 @@ export class WidgetStore {
     this.changed();
     try {
       if (!(await this._ensureAccount()) || !this.client) throw new ImError({ code: "network", message: "not signed in" });
-      const p = await this.client.sendUpload(this.conv, f, f.name);
-      p.catch(() => {});
+      await this.client.sendUpload(this.conv, f, f.name);
     } catch (e) {
       this.notice =
         e instanceof ImError && (e.code === "payload_too_large" || e.code === "too_large")
