@@ -229,7 +229,8 @@ func TestWidgetAndDesk(t *testing.T) {
 	pben.waitJS("same customer after the reload", msgWithText("Still me"))
 }
 
-// TestWidgetUpload: an image from the widget reaches the desk inline.
+// TestWidgetUpload: an image from the widget reaches the desk inline; a
+// card from the desk reaches the widget.
 func TestWidgetUpload(t *testing.T) {
 	srv := imtest.Start(t, imtest.Options{})
 	shop := createShop(t, srv, "Pixel Prints", "Hi! Send us your photo.", "")
@@ -252,6 +253,18 @@ func TestWidgetUpload(t *testing.T) {
 	img := q(tid("message") + "[data-seq] " + tid("message-body") + " img")
 	pd.waitJS("the photo at the desk", img+"?.complete && "+img+".naturalWidth === 80")
 	f.waitJS("the photo in the widget", img+"?.naturalHeight === 60")
+
+	// The agent answers with a card.
+	pd.click(`button[aria-label="Send a card"]`)
+	pd.setValue(`input[aria-label="Card title"]`, "Photo prints 10x15")
+	pd.setValue(`input[aria-label="Card description"]`, "Glossy or matte, ready tomorrow.")
+	pd.setValue(`input[aria-label="Card link"]`, "https://example.com/prints")
+	pd.click(`.card-form button[type="submit"]`)
+	card := q(tid("message") + "[data-seq] " + tid("message-body") + ".card")
+	f.waitJS("the card", card+"?.textContent.includes('Photo prints 10x15')")
+	if got := f.str(card + ".querySelector('a')?.href"); got != "https://example.com/prints" {
+		t.Errorf("the card links to %q", got)
+	}
 }
 
 // TestWidgetVisitor: a shop's signed-in customer (data-user-id and

@@ -6,6 +6,11 @@
 (function () {
   "use strict";
   var s = document.currentScript;
+  if (!s || !s.src) {
+    // Some loaders run the script without currentScript: find the tag.
+    var tags = document.querySelectorAll("script[data-shop][src*='/widget.js']");
+    s = tags[tags.length - 1];
+  }
   if (!s || !s.src) return;
   var origin = new URL(s.src, location.href).origin;
   var shop = s.getAttribute("data-shop") || "";

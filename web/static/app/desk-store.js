@@ -178,8 +178,9 @@ export class DeskStore {
         created_at: ev.created_at || Date.now(),
       });
       this.names.want([ev.customer]);
-      // Back in the queue (its agent went away and the customer wrote): no longer this agent's.
-      this._dropSession(ev.session, "");
+      // Back in the queue (its agent went away and the customer wrote, or
+      // the server restarted): no longer this agent's, unless it comes back.
+      if (this.sessions.delete(ev.session) && this.openId === ev.session) this.notice = "This customer is back in the queue.";
       if (fresh) {
         this.alerts.alert({
           title: "A customer is waiting",
@@ -382,7 +383,8 @@ export class DeskStore {
         this.queue.delete(s.session_id);
       }
       this.names.want(mine.map((s) => s.customer));
-      if (this.openId && !this.sessions.has(this.openId)) this.openId = 0;
+      // An open session that is no longer listed stays open in name: if it
+      // comes back to this agent (a re-queued session drained to it), it shows again.
     }
     this.loadCanned(shop);
     this.changed();

@@ -168,6 +168,7 @@ export class ChatStore {
       return;
     }
     for (const c of list) {
+      if (!this._mine(c.conv)) continue;
       const row = this._row(c.conv, c.kind);
       row.lastSeq = Math.max(row.lastSeq, c.last_seq);
       row.readSeq = Math.max(row.readSeq, c.read_seq);
@@ -183,6 +184,16 @@ export class ChatStore {
     this._wantNames();
     this.changed();
     if (this.open) this.markOpenRead();
+  }
+
+  /**
+   * Whether conv belongs in this list: agents see their shops' customer
+   * conversations too, but those are the desk's (/desk), not the chat's.
+   * @param {string} conv
+   */
+  _mine(conv) {
+    const p = parseConv(conv);
+    return !(p && p.kind === "service" && p.customer !== this.uid);
   }
 
   /** Looks up the names of the people in the list, and the shops' names. */
@@ -271,6 +282,7 @@ export class ChatStore {
 
   /** @param {Envelope} env */
   _onMessage(env) {
+    if (!this._mine(env.conv)) return;
     const row = this._row(env.conv);
     row.lastSeq = Math.max(row.lastSeq, env.seq);
     if (!row.last || env.seq >= row.last.seq) row.last = env;
