@@ -81,6 +81,9 @@ export class DeskStore {
     /** @type {Map<string, Map<number, number>>} conv → uid → until (ms) */
     this.typing = new Map();
     this.openId = 0;
+    this._tick = 0;
+    /** @type {Map<string, number>} "q{id}"/"s{id}" → tick of the last event that changed it */
+    this._touched = new Map();
     /** @type {"online"|"away"} */
     this.availability = localStorage.getItem(availabilityKey) === "away" ? "away" : "online";
     /** @type {Map<number, Canned[]>} */
@@ -170,7 +173,7 @@ export class DeskStore {
     on("cs_queued", (/** @type {any} */ ev) => {
       if (!this._serves(ev.shop)) return;
       const fresh = !this.queue.has(ev.session);
-      this.queue.set(ev.session, {
+      this._qSet(ev.session, {
         session_id: ev.session,
         shop_id: ev.shop,
         customer: ev.customer,
@@ -180,7 +183,7 @@ export class DeskStore {
       this.names.want([ev.customer]);
       // Back in the queue (its agent went away and the customer wrote, or
       // the server restarted): no longer this agent's, unless it comes back.
-      if (this.sessions.delete(ev.session) && this.openId === ev.session) this.notice = "This customer is back in the queue.";
+      if (this._sDel(ev.session) && this.openId === ev.session) this.notice = "This customer is back in the queue.";
       if (fresh) {
         this.alerts.alert({
           title: "A customer is waiting",
@@ -192,7 +195,7 @@ export class DeskStore {
       this.changed();
     });
     on("cs_dequeued", (/** @type {any} */ ev) => {
-      if (this.queue.delete(ev.session)) this.changed();
+      if (this._qDel(ev.session)) this.changed();
     });
     on("unauthorized", () => this.hooks.onUnauthorized());
     on("error", (/** @type {ImError} */ e) => this.setNotice(e.message));
@@ -208,9 +211,9 @@ export class DeskStore {
   _onAssigned(ev) {
     this._learnEventNames(ev);
     if (ev.agent !== this.uid) return;
-    this.queue.delete(ev.session);
+    this._qDel(ev.session);
     const fresh = !this.sessions.has(ev.session);
-    this.sessions.set(ev.session, {
+    this._sSet(ev.session, {
       session_id: ev.session,
       shop_id: ev.shop,
       customer: ev.customer,
@@ -235,7 +238,7 @@ export class DeskStore {
 
   /** @param {number} id @param {string} why */
   _dropSession(id, why) {
-    const had = this.sessions.delete(id);
+    const had = this._sDel(id);
     if (this.openId === id) {
       this.openId = 0;
       if (why) this.notice = why;
@@ -279,8 +282,8 @@ export class DeskStore {
     if (!s && env.session && env.agent === this.uid && this._serves(p.shop)) {
       // Assigned before the cs_assigned event got here (or it was missed).
       s = { session_id: env.session, shop_id: p.shop, customer: p.customer, agent: this.uid, conv: env.conv, created_at: env.ts };
-      this.sessions.set(env.session, s);
-      this.queue.delete(env.session);
+      this._sSet(env.session, s);
+      this._qDel(env.session);
     }
     const t = this.typing.get(env.conv);
     if (t) t.delete(env.from);
@@ -356,15 +359,47 @@ export class DeskStore {
     this.changed();
   }
 
+  // Events change the queue and the sessions through these, which note
+  // when: a list fetched before an event must not undo it.
+
+  /** @param {number} id @param {QueueItem} item */
+  _qSet(id, item) {
+    this.queue.set(id, item);
+    this._touched.set(`q${id}`, ++this._tick);
+  }
+  /** @param {number} id */
+  _qDel(id) {
+    this._touched.set(`q${id}`, ++this._tick);
+    return this.queue.delete(id);
+  }
+  /** @param {number} id @param {SessionRow} row */
+  _sSet(id, row) {
+    this.sessions.set(id, row);
+    this._touched.set(`s${id}`, ++this._tick);
+  }
+  /** @param {number} id */
+  _sDel(id) {
+    this._touched.set(`s${id}`, ++this._tick);
+    return this.sessions.delete(id);
+  }
+  /** Whether an event changed key after tick t. @param {string} key @param {number} t */
+  _since(key, t) {
+    return (this._touched.get(key) || 0) > t;
+  }
+
   /** @param {number} shop */
   async _loadShop(shop) {
+    const t0 = this._tick;
     const [queued, open] = await Promise.all([
       this.api.sessions(shop, "queued").catch(() => null),
       this.api.sessions(shop, "open").catch(() => null),
     ]);
     if (queued) {
-      for (const [id, q] of this.queue) if (q.shop_id === shop && !queued.some((s) => s.session_id === id)) this.queue.delete(id);
+      for (const [id, q] of this.queue) {
+        if (q.shop_id === shop && !queued.some((s) => s.session_id === id) && !this._since(`q${id}`, t0)) this.queue.delete(id);
+      }
       for (const s of queued) {
+        if (this._since(`q${s.session_id}`, t0)) continue;
         this.queue.set(s.session_id, {
           session_id: s.session_id,
           shop_id: s.shop_id,
@@ -377,10 +412,13 @@ export class DeskStore {
     }
     if (open) {
       const mine = open.filter((s) => s.agent === this.uid);
-      for (const [id, s] of this.sessions) if (s.shop_id === shop && !mine.some((m) => m.session_id === id)) this.sessions.delete(id);
+      for (const [id, s] of this.sessions) {
+        if (s.shop_id === shop && !mine.some((m) => m.session_id === id) && !this._since(`s${id}`, t0)) this.sessions.delete(id);
+      }
       for (const s of mine) {
+        if (this._since(`s${s.session_id}`, t0)) continue;
         this.sessions.set(s.session_id, { ...s, conv: serviceConv(s.shop_id, s.customer) });
-        this.queue.delete(s.session_id);
+        if (!this._since(`q${s.session_id}`, t0)) this.queue.delete(s.session_id);
       }
       this.names.want(mine.map((s) => s.customer));
       // An open session that is no longer listed stays open in name: if it
@@ -590,16 +628,16 @@ export class DeskStore {
       await this.api.takeSession(id);
     } catch (e) {
       if (e instanceof ImError && e.code === "conflict") {
-        this.queue.delete(id);
+        this._qDel(id);
         this.setNotice("Someone else took that customer.");
         return;
       }
       this.setNotice(e instanceof Error ? e.message : String(e));
       return;
     }
-    this.queue.delete(id);
+    this._qDel(id);
     if (q && !this.sessions.has(id)) {
-      this.sessions.set(id, { session_id: id, shop_id: q.shop_id, customer: q.customer, agent: this.uid, conv: q.conv, created_at: q.created_at });
+      this._sSet(id, { session_id: id, shop_id: q.shop_id, customer: q.customer, agent: this.uid, conv: q.conv, created_at: q.created_at });
     }
     this.setOpen(id);
     this.changed();
