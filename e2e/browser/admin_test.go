@@ -16,6 +16,7 @@ import (
 // working chat; the agent answers from the desk. Then broadcasts and
 // users: a broadcast reaches the chat page, a disabled user cannot sign in.
 func TestAdminShopToWidget(t *testing.T) {
+	t.Parallel()
 	srv := imtest.Start(t, imtest.Options{})
 	eve := person(t, srv, "eve")
 	b := newBrowser(t)

@@ -83,6 +83,7 @@ func status(msg string) string {
 // ways, transfer and close; the customer's next message opens a new
 // session, and a reload of the widget keeps the conversation.
 func TestWidgetAndDesk(t *testing.T) {
+	t.Parallel()
 	srv := imtest.Start(t, imtest.Options{})
 	shop := createShop(t, srv, "Green Leaf", "Welcome to Green Leaf! How can we help?", "All our agents are busy; we will answer here soon.")
 	ann, ben := person(t, srv, "ann"), person(t, srv, "ben")
@@ -232,6 +233,7 @@ func TestWidgetAndDesk(t *testing.T) {
 // TestWidgetUpload: an image from the widget reaches the desk inline; a
 // card from the desk reaches the widget.
 func TestWidgetUpload(t *testing.T) {
+	t.Parallel()
 	srv := imtest.Start(t, imtest.Options{})
 	shop := createShop(t, srv, "Pixel Prints", "Hi! Send us your photo.", "")
 	dora := person(t, srv, "dora")
@@ -271,6 +273,7 @@ func TestWidgetUpload(t *testing.T) {
 // data-user-hash, the hash made with the shop's identity secret) is the
 // same customer in another browser; a wrong hash falls back to a guest.
 func TestWidgetVisitor(t *testing.T) {
+	t.Parallel()
 	srv := imtest.Start(t, imtest.Options{})
 	shop := createShop(t, srv, "Book Nook", "Hello reader!", "")
 	ida := person(t, srv, "ida")
@@ -326,6 +329,7 @@ func TestWidgetVisitor(t *testing.T) {
 // agent; a message written meanwhile stays pending, and once the server is
 // back both sides show every message once, in order, without a reload.
 func TestWidgetServerRestart(t *testing.T) {
+	t.Parallel()
 	srv := imtest.Start(t, imtest.Options{})
 	shop := createShop(t, srv, "Night Owl", "", "")
 	kim := person(t, srv, "kim")
@@ -363,6 +367,11 @@ func TestWidgetServerRestart(t *testing.T) {
 	for _, p := range []*Page{pk, c} {
 		p.disallow()
 	}
+	var stored []map[string]any
+	srv2.MustDo(t, "GET", fmt.Sprintf("/api/v1/conversations/s:%d:%s/messages?after_seq=0&limit=200", shop, customer), srv2.Admin.Token, nil, http.StatusOK, &stored)
+	all := qa(tid("message")+"[data-seq]") + ".length === " + strconv.Itoa(len(stored))
+	f.waitJS("every message in the widget", all)
+	pk.waitJS("every message at the desk", all)
 	fs, ft := f.shown()
 	checkContiguous(t, "customer", fs, len(fs))
 	ks, kt := pk.shown()
@@ -384,6 +393,7 @@ func TestWidgetServerRestart(t *testing.T) {
 // TestDeskPhone: on a phone the desk shows one pane at a time: the lists,
 // then the session with a way back; the customer panel opens over it.
 func TestDeskPhone(t *testing.T) {
+	t.Parallel()
 	srv := imtest.Start(t, imtest.Options{})
 	shop := createShop(t, srv, "Pocket Shop", "Hi! We are here.", "")
 	lea := person(t, srv, "lea")
@@ -415,4 +425,48 @@ func TestDeskPhone(t *testing.T) {
 	p.click(`button[aria-label="Back to sessions"]`)
 	p.waitVisible(tid("session-list"))
 	p.waitGone(tid("session-item") + " " + tid("session-unread"))
+}
+
+// TestDeskTwoShops: an agent of two shops picks the shop with desk-shop;
+// the queue and the sessions are the selected shop's, and the other shop's
+// unread messages show in the picker.
+func TestDeskTwoShops(t *testing.T) {
+	t.Parallel()
+	srv := imtest.Start(t, imtest.Options{})
+	shopA := createShop(t, srv, "Apples", "", "")
+	shopB := createShop(t, srv, "Bananas", "", "")
+	mo := person(t, srv, "moe")
+	addAgent(t, srv, shopA, mo)
+	addAgent(t, srv, shopB, mo)
+	guest := func(name string) (string, int64) {
+		var g struct {
+			AccessToken string `json:"access_token"`
+			UID         int64  `json:"uid"`
+		}
+		srv.MustDo(t, "POST", "/api/v1/auth/guest", "", map[string]string{"name": name}, http.StatusCreated, &g)
+		return g.AccessToken, g.UID
+	}
+	b := newBrowser(t)
+	p := b.newPage("moe desk", srv.URL, Desktop)
+	p.deskSignIn(mo)
+	p.waitVisible(tid("desk-shop"))
+	pick := func(shop int64) {
+		t.Helper()
+		if _, err := eval[bool](p, "(e => { e.value = '"+strconv.FormatInt(shop, 10)+"'; e.dispatchEvent(new Event('change', {bubbles: true})); return true })("+q(tid("desk-shop"))+")"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pick(shopA)
+	tokA, uidA := guest("Ana")
+	tokB, uidB := guest("Bo")
+	srv.MustDo(t, "POST", fmt.Sprintf("/api/v1/conversations/s:%d:%d/messages", shopA, uidA), tokA, map[string]any{"type": "text", "body": "apples?"}, http.StatusCreated, nil)
+	srv.MustDo(t, "POST", fmt.Sprintf("/api/v1/conversations/s:%d:%d/messages", shopB, uidB), tokB, map[string]any{"type": "text", "body": "bananas?"}, http.StatusCreated, nil)
+	p.waitJS("Ana's session", q(sel("session-item", "customer", uidA)))
+	p.waitJS("Bananas has one unread", q(tid("desk-shop")+` option[value="`+strconv.FormatInt(shopB, 10)+`"]`)+"?.textContent.includes('1 unread')")
+	if p.visibleNow(sel("session-item", "customer", uidB)) {
+		t.Error("a session of the other shop is listed")
+	}
+	pick(shopB)
+	p.waitJS("Bo's session", q(sel("session-item", "customer", uidB)))
+	p.waitGone(sel("session-item", "customer", uidA))
 }

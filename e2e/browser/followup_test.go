@@ -20,6 +20,7 @@ import (
 // user's own read events, shows "read" after a reload (peer_read_seq), and
 // revokes its token when signing out.
 func TestChatKeepsUp(t *testing.T) {
+	t.Parallel()
 	srv := imtest.Start(t, imtest.Options{})
 	alice, bob, carol := person(t, srv, "alice"), person(t, srv, "bob"), person(t, srv, "carol")
 	b := newBrowser(t)
@@ -76,6 +77,7 @@ func TestChatKeepsUp(t *testing.T) {
 // title; showing the tab clears the count. The browser's Notification,
 // AudioContext and visibility are stand-ins that record what the page asks.
 func TestDeskAlerts(t *testing.T) {
+	t.Parallel()
 	srv := imtest.Start(t, imtest.Options{})
 	shop := createShop(t, srv, "Bell Shop", "", "")
 	gus := person(t, srv, "gus")
