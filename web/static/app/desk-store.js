@@ -328,7 +328,6 @@ export class DeskStore {
     this.shopId = this.shops.some((s) => s.shop_id === saved) ? saved : this.shops[0]?.shop_id || 0;
     this.loaded = true;
     this.changed();
-    if (!this.shops.length) return;
     try {
       await this.client.connect();
     } catch (e) {

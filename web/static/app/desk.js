@@ -81,6 +81,12 @@ function App() {
         const t = await session.login(u, p);
         fresh.current = true;
         setToken(t);
+      }}
+      onRegister=${async (/** @type {string} */ u, /** @type {string} */ p) => {
+        // A new account serves no shop until an administrator adds it.
+        const t = await session.register(u, p);
+        fresh.current = true;
+        setToken(t);
       }} />`;
   }
   if (!store) return html`<div class="splash" aria-busy="true"><span class="brand-mark"></span></div>`;
