@@ -86,6 +86,10 @@ type Config struct {
 	// GuestRate limits guest and visitor sign-ins per minute per client
 	// IP; 0 is unlimited.
 	GuestRate int
+	// MaxSessions is how many MQTT connections and parked persistent
+	// sessions one user may hold together (the oldest parked session goes
+	// first); 0 is unlimited.
+	MaxSessions int
 	// LoginFailures failed logins for one username from one client IP
 	// within LoginWindow are allowed; then 429 until the oldest leaves the
 	// window. 0 takes the defaults, 10 per 15 minutes (PROTOCOL.md §6); a
@@ -130,6 +134,7 @@ func DefaultConfig() Config {
 		PendingPerIP:  32,
 		RegisterRate:  60,
 		GuestRate:     30,
+		MaxSessions:   32,
 	}
 }
 
@@ -236,7 +241,8 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	}); err != nil {
 		return nil, err
 	}
-	a.hook = hooks.New(hooks.Options{Chat: a.domain.Chat, Domain: a.domain, Tokens: a.domain.Accounts, Registry: a.registry, Log: a.log})
+	a.hook = hooks.New(hooks.Options{Chat: a.domain.Chat, Domain: a.domain, Tokens: a.domain.Accounts, Registry: a.registry, Log: a.log,
+		MaxPacketSize: a.broker.MaxPacketSize(), MaxSessions: cfg.MaxSessions})
 	files, err := uploads.New(a.uploadDir(), cfg.UploadMax, a.store)
 	if err != nil {
 		return nil, err

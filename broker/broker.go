@@ -167,6 +167,9 @@ func New(o Options) (*Broker, error) {
 	return b, nil
 }
 
+// MaxPacketSize is the largest inbound packet, in bytes.
+func (b *Broker) MaxPacketSize() uint32 { return b.srv.Options.Capabilities.MaximumPacketSize }
+
 // AddHook registers a mochi hook. Call before Serve.
 func (b *Broker) AddHook(h mqtt.Hook, config any) error { return b.srv.AddHook(h, config) }
 
@@ -268,6 +271,19 @@ func (b *Broker) Unsubscribe(cl *mqtt.Client, filter string) {
 		atomic.AddInt64(&b.srv.Info.Subscriptions, -1)
 	}
 	cl.State.Subscriptions.Delete(filter)
+}
+
+// ForgetSession ends the persistent session of client id if it has no
+// connection: its subscriptions go, and a client resuming it starts
+// afresh.
+func (b *Broker) ForgetSession(id string) {
+	cl, ok := b.srv.Clients.Get(id)
+	if !ok || !cl.Closed() {
+		return
+	}
+	b.srv.UnsubscribeClient(cl)
+	cl.ClearInflights()
+	b.srv.Clients.Delete(id)
 }
 
 // Disconnect sends an MQTT 5 client a DISCONNECT with code and closes its

@@ -120,7 +120,95 @@ func preauth(c net.Conn, admit net.Conn, timeout time.Duration) (net.Conn, error
 	if err != nil {
 		return nil, err
 	}
+	if zeroLimitConnect(b) {
+		// MQTT 5 §3.1.2.11: a Receive Maximum or a Maximum Packet Size of
+		// 0 is a protocol error. mochi reads 0 as "not given": answer
+		// here, CONNACK 0x82, and close.
+		_ = c.SetWriteDeadline(time.Now().Add(timeout))
+		_, _ = c.Write([]byte{0x20, 0x03, 0x00, 0x82, 0x00})
+		return nil, ErrProtocolError
+	}
 	return &replayConn{Conn: c, pending: b, admit: admit}, nil
+}
+
+// ErrProtocolError closes an MQTT 5 CONNECT that sets Receive Maximum or
+// Maximum Packet Size to 0 (after a CONNACK 0x82).
+var ErrProtocolError = errors.New("MQTT 5 CONNECT with a Receive Maximum or Maximum Packet Size of 0")
+
+// zeroLimitConnect reports whether pkt, a whole CONNECT packet, is MQTT 5
+// and sets Receive Maximum or Maximum Packet Size to 0. A packet it cannot
+// read is left to the broker to refuse.
+func zeroLimitConnect(pkt []byte) bool {
+	_, n, err := CheckConnectHeader(pkt, len(pkt))
+	if err != nil {
+		return false
+	}
+	b := pkt[n:]
+	if len(b) < 2 {
+		return false
+	}
+	nameLen := int(b[0])<<8 | int(b[1])
+	b = b[2:]
+	if len(b) < nameLen+4 || b[nameLen] != 5 { // protocol level 5
+		return false
+	}
+	b = b[nameLen+4:] // name, level, flags, keepalive
+	propLen, k := 0, 0
+	for mult := 1; ; mult *= 128 {
+		if k >= len(b) || k == 4 {
+			return false
+		}
+		propLen += int(b[k]&0x7f) * mult
+		k++
+		if b[k-1]&0x80 == 0 {
+			break
+		}
+	}
+	b = b[k:]
+	if propLen > len(b) {
+		return false
+	}
+	b = b[:propLen]
+	for len(b) > 0 {
+		id := b[0]
+		b = b[1:]
+		var size int
+		switch id {
+		case 0x21, 0x22: // receive maximum, topic alias maximum: two bytes
+			size = 2
+			if id == 0x21 && len(b) >= 2 && b[0] == 0 && b[1] == 0 {
+				return true
+			}
+		case 0x11, 0x27: // session expiry, maximum packet size: four bytes
+			size = 4
+			if id == 0x27 && len(b) >= 4 && b[0]|b[1]|b[2]|b[3] == 0 {
+				return true
+			}
+		case 0x17, 0x19: // request problem / response information: a byte
+			size = 1
+		case 0x15, 0x16: // authentication method, data: length-prefixed
+			if len(b) < 2 {
+				return false
+			}
+			size = 2 + (int(b[0])<<8 | int(b[1]))
+		case 0x26: // user property: two length-prefixed strings
+			if len(b) < 2 {
+				return false
+			}
+			first := 2 + (int(b[0])<<8 | int(b[1]))
+			if len(b) < first+2 {
+				return false
+			}
+			size = first + 2 + (int(b[first])<<8 | int(b[first+1]))
+		default:
+			return false
+		}
+		if size > len(b) {
+			return false
+		}
+		b = b[size:]
+	}
+	return false
 }
 
 // replayConn is a connection whose first bytes were already read: Read

@@ -339,3 +339,35 @@ func TestPendingPerIP(t *testing.T) {
 		t.Fatalf("after one was answered, a new one from the same address: %x %v", h, err)
 	}
 }
+
+func TestZeroLimitConnect(t *testing.T) {
+	// An MQTT 5 CONNECT whose properties are props, client id "c".
+	connect := func(level byte, props ...byte) []byte {
+		body := []byte{0, 4, 'M', 'Q', 'T', 'T', level, 0x02, 0, 30}
+		if level == 5 {
+			body = append(body, byte(len(props)))
+			body = append(body, props...)
+		}
+		body = append(body, 0, 1, 'c')
+		return append([]byte{0x10, byte(len(body))}, body...)
+	}
+	for _, tc := range []struct {
+		desc string
+		pkt  []byte
+		want bool
+	}{
+		{"no properties", connect(5), false},
+		{"receive maximum 0", connect(5, 0x21, 0, 0), true},
+		{"receive maximum 1", connect(5, 0x21, 0, 1), false},
+		{"maximum packet size 0", connect(5, 0x27, 0, 0, 0, 0), true},
+		{"maximum packet size 1 KiB", connect(5, 0x27, 0, 0, 4, 0), false},
+		{"after other properties", connect(5, 0x11, 0, 0, 0, 60, 0x26, 0, 1, 'k', 0, 1, 'v', 0x21, 0, 0), true},
+		{"MQTT 3.1.1", connect(4), false},
+		{"truncated", connect(5, 0x21, 0, 0)[:12], false},
+		{"unknown property", connect(5, 0x99, 0x21, 0, 0), false},
+	} {
+		if got := zeroLimitConnect(tc.pkt); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.desc, got, tc.want)
+		}
+	}
+}

@@ -204,6 +204,8 @@ func TestPublishRefusals(t *testing.T) {
 				{"broadcast by a user", "im/sys/broadcast", "forbidden", text("c5", "hi")},
 				{"unknown room", "im/r/424242", "not_found", text("c6", "hi")},
 				{"bad payload", inbox(bob.UID), "invalid", `{"type":`},
+				{"$SYS: answered, not ignored", "$SYS/broker/load", "forbidden", text("c7", "hi")},
+				{"a wildcard topic name", "im/u/#", "forbidden", text("c8", "hi")},
 			} {
 				t.Run(tc.name, func(t *testing.T) {
 					a.Publish(t, tc.topic, 1, tc.msg) // 3.1.1: acked, never delivered
@@ -251,9 +253,13 @@ func TestMQTT5ReasonCodes(t *testing.T) {
 		{"ok qos2", inbox(bob.UID), 2, text("", "hi"), 0x00, ""},
 		{"forbidden", "im/sys/broadcast", 1, text("", "hi"), 0x87, "forbidden"},
 		{"invalid", inbox(bob.UID), 1, `nope`, 0x99, "invalid"},
-		{"too large", inbox(bob.UID), 1, `{"type":"text","body":"` + strings.Repeat("x", 70<<10) + `"}`, 0x95, "too_large"},
+		{"too large: 0x97, as 0x95 is not a PUBACK code", inbox(bob.UID), 1, `{"type":"text","body":"` + strings.Repeat("x", 70<<10) + `"}`, 0x97, "too_large"},
 		{"not found", "im/u/99999", 1, text("", "hi"), 0x90, "not_found"},
 		{"forbidden qos2 gets a PUBREC", "im/sys/broadcast", 2, text("", "hi"), 0x87, "forbidden"},
+		{"$SYS is forbidden, not ignored", "$SYS/broker/x", 1, text("", "hi"), 0x87, "forbidden"},
+		{"a wildcard topic name is forbidden", "im/u/+", 1, text("", "hi"), 0x87, "forbidden"},
+		{"invalid UTF-8 is invalid", inbox(bob.UID), 1, "{\"type\":\"text\",\"body\":\"\xff\xfe\"}", 0x99, "invalid"},
+		{"a lone surrogate is invalid", inbox(bob.UID), 1, `{"type":"text","body":"\ud800"}`, 0x99, "invalid"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := c.Publish(t, tc.topic, tc.qos, tc.msg); got != tc.reason {
@@ -266,8 +272,8 @@ func TestMQTT5ReasonCodes(t *testing.T) {
 			}
 			var ev wire.ErrorEvent
 			m.Decode(t, &ev)
-			if ev.Code != tc.event {
-				t.Fatalf("event %s, want %s", m.Payload, tc.event)
+			if ev.Code != tc.event || ev.Topic != tc.topic {
+				t.Fatalf("event %s, want %s on %s", m.Payload, tc.event, tc.topic)
 			}
 		})
 	}

@@ -60,6 +60,7 @@ type Broker interface {
 	RefuseConnect(cl *mqtt.Client, code packets.Code) error
 	Unsubscribe(cl *mqtt.Client, filter string)
 	Disconnect(cl *mqtt.Client, code packets.Code)
+	ForgetSession(id string)
 	Publish(topic string, payload []byte) error
 }
 
@@ -77,19 +78,27 @@ type Options struct {
 	// Keepalive is imposed on clients that ask for none (0) or for more
 	// than MaxKeepalive, so dead connections are found. Default 300s.
 	Keepalive, MaxKeepalive uint16
+	// MaxPacketSize is the broker's inbound packet limit, announced to
+	// MQTT 5 clients in the CONNACK. 0: not announced.
+	MaxPacketSize uint32
+	// MaxSessions is how many live connections and parked persistent
+	// sessions one user may hold together; 0 is unlimited.
+	MaxSessions int
 }
 
 // Hook is the mochi hook of the server.
 type Hook struct {
 	mqtt.HookBase
-	chat     Chat
-	dom      Domain
-	tokens   Authenticator
-	registry *Registry
-	log      *slog.Logger
-	timeout  time.Duration
-	keep     uint16
-	maxKeep  uint16
+	chat      Chat
+	dom       Domain
+	tokens    Authenticator
+	registry  *Registry
+	log       *slog.Logger
+	timeout   time.Duration
+	keep      uint16
+	maxKeep   uint16
+	maxPacket uint32
+	maxSess   int
 
 	// drain is held shared by every publish being stored and exclusively
 	// by Drain, which then sets draining.
@@ -101,7 +110,7 @@ var _ mqtt.Hook = (*Hook)(nil)
 
 // New returns a Hook.
 func New(o Options) *Hook {
-	h := &Hook{chat: o.Chat, dom: o.Domain, tokens: o.Tokens, registry: o.Registry, log: o.Log, timeout: o.PublishTimeout, keep: o.Keepalive, maxKeep: o.MaxKeepalive}
+	h := &Hook{chat: o.Chat, dom: o.Domain, tokens: o.Tokens, registry: o.Registry, log: o.Log, timeout: o.PublishTimeout, keep: o.Keepalive, maxKeep: o.MaxKeepalive, maxPacket: o.MaxPacketSize, maxSess: o.MaxSessions}
 	if h.log == nil {
 		h.log = slog.Default()
 	}
@@ -125,7 +134,8 @@ func (h *Hook) ID() string { return "imserver" }
 func (h *Hook) Provides(b byte) bool {
 	switch b {
 	case mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnSessionEstablished, mqtt.OnDisconnect,
-		mqtt.OnSubscribe, mqtt.OnSubscribed, mqtt.OnUnsubscribed, mqtt.OnACLCheck, mqtt.OnPublish, mqtt.OnPublishDropped:
+		mqtt.OnSubscribe, mqtt.OnSubscribed, mqtt.OnUnsubscribed, mqtt.OnACLCheck, mqtt.OnPublish, mqtt.OnPublishDropped,
+		mqtt.OnPacketRead, mqtt.OnPacketEncode, mqtt.OnClientExpired:
 		return true
 	}
 	return false
@@ -137,6 +147,10 @@ func (h *Hook) Provides(b byte) bool {
 // authorized" here (mochi's own refusal says "bad username or password").
 // The Will message is discarded: it would be published without any check.
 func (h *Hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
+	if len(pk.Connect.ClientIdentifier) > MaxClientIDLen {
+		h.log.Debug("mqtt connect refused", "reason", "client id too long", "remote", cl.Net.Remote)
+		return h.refuse(cl, packets.ErrClientIdentifierNotValid)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), h.timeout)
 	p, exp, err := h.tokens.Authenticate(ctx, string(pk.Connect.Password))
 	cancel()
@@ -152,6 +166,10 @@ func (h *Hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 		h.log.Info("mqtt connect refused", "reason", "foreign client id", "uid", p.UID, "client", id)
 		return h.refuse(cl, packets.ErrNotAuthorized)
 	}
+	if !h.registry.admit(p.UID, cl.ID, h.maxSess) {
+		h.log.Info("mqtt connect refused", "reason", "too many connections", "uid", p.UID)
+		return h.refuse(cl, packets.ErrQuotaExceeded)
+	}
 	cl.Properties.Will = mqtt.Will{}
 	if ka := cl.State.Keepalive; ka == 0 || ka > h.maxKeep {
 		cl.State.Keepalive = min(max(ka, h.keep), h.maxKeep)
@@ -160,6 +178,10 @@ func (h *Hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	h.registry.add(cl, p, exp)
 	return nil
 }
+
+// MaxClientIDLen is the longest client id accepted, in bytes (PROTOCOL.md
+// §9): longer ones are refused with CONNACK 0x85 (3.1.1: 2).
+const MaxClientIDLen = 128
 
 // refuse answers the CONNECT with code (see Broker.RefuseConnect) and
 // makes mochi close the connection.
@@ -183,6 +205,7 @@ func (h *Hook) OnConnectAuthenticate(cl *mqtt.Client, _ packets.Packet) bool {
 // OnSessionEstablished marks the client live in the registry, which
 // disconnects it when its token expires.
 func (h *Hook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
+	h.registry.unpark(cl.ID) // resumed, or replaced by a clean session
 	p, first, ok := h.registry.establish(cl)
 	if !ok {
 		return
@@ -266,11 +289,18 @@ func (h *Hook) inbox(cl *mqtt.Client, on bool) {
 // OnDisconnect releases the client. With a session takeover the old
 // client's disconnect may come after the new one is established; each
 // client is counted on its own, so presence never blinks.
-func (h *Hook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
-	if uid, last := h.registry.remove(cl); last {
+func (h *Hook) OnDisconnect(cl *mqtt.Client, _ error, expire bool) {
+	uid, last := h.registry.remove(cl)
+	if !expire && !cl.IsTakenOver() && uid != 0 {
+		h.registry.park(uid, cl.ID, time.Now().UnixMilli()) // a persistent session outlives its connection
+	}
+	if last {
 		h.dom.UserOffline(uid)
 	}
 }
+
+// OnClientExpired forgets a parked persistent session mochi expired.
+func (h *Hook) OnClientExpired(cl *mqtt.Client) { h.registry.unpark(cl.ID) }
 
 // OnACLCheck implements mqtt.Hook. Subscriptions and deliveries (write is
 // false) follow the contract's topic table. Publishes (write is true) are
@@ -300,6 +330,66 @@ func presenceTopic(topic string) (int64, bool) {
 	return r.UID, err == nil && r.Kind == topics.KindPresence
 }
 
+// refusedTopic stands in for a publish's topic that mochi would drop
+// without a word ($SYS/…, wildcards): OnPacketRead renames it, keeping
+// the client's topic in a user property, so that OnPublish refuses it as
+// forbidden like any topic outside the table (PROTOCOL.md §9).
+const (
+	refusedTopic    = "im/!refused"
+	refusedTopicKey = "imserver-refused-topic"
+)
+
+// OnPacketRead renames the topic of a client's PUBLISH that mochi would
+// drop silently (see refusedTopic). Every other packet passes as it is.
+func (h *Hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if pk.FixedHeader.Type != packets.Publish || cl.Net.Inline || mqtt.IsValidFilter(pk.TopicName, true) {
+		return pk, nil
+	}
+	pk.Properties.User = append(pk.Properties.User, packets.UserProperty{Key: refusedTopicKey, Val: pk.TopicName})
+	pk.TopicName = refusedTopic
+	return pk, nil
+}
+
+// clientTopic is the topic the client published to (see refusedTopic).
+func clientTopic(pk packets.Packet) string {
+	if pk.TopicName == refusedTopic {
+		for _, u := range pk.Properties.User {
+			if u.Key == refusedTopicKey {
+				return u.Val
+			}
+		}
+	}
+	return pk.TopicName
+}
+
+// OnPacketEncode keeps what the server sends within each protocol
+// version's rules: a 3.1.1 client is never sent a DISCONNECT (3.1.1 has
+// none from the server: its connection is just closed) nor a CONNACK code
+// above 5 (the connection is closed without one); an MQTT 5 CONNACK
+// announces what the server enforces.
+func (h *Hook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet {
+	switch pk.FixedHeader.Type {
+	case packets.Disconnect:
+		if cl.Properties.ProtocolVersion < 5 {
+			return packets.Packet{} // an invalid type: mochi writes nothing, then closes
+		}
+	case packets.Connack:
+		if cl.Properties.ProtocolVersion < 5 {
+			if pk.ReasonCode > packets.Err3NotAuthorized.Code {
+				return packets.Packet{}
+			}
+			break
+		}
+		if pk.ReasonCode == packets.CodeSuccess.Code {
+			pk.Properties.MaximumPacketSize = h.maxPacket
+			pk.Properties.RetainAvailable, pk.Properties.RetainAvailableFlag = 0, true
+			pk.Properties.WildcardSubAvailable, pk.Properties.WildcardSubAvailableFlag = 0, true
+			pk.Properties.SharedSubAvailable, pk.Properties.SharedSubAvailableFlag = 0, true
+		}
+	}
+	return pk
+}
+
 // OnPublish stores a client's message through the domain before mochi
 // acknowledges it, and stops mochi from forwarding the raw publish: the
 // domain delivers the stored envelope itself.
@@ -321,7 +411,7 @@ func (h *Hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), h.timeout)
 	defer cancel()
-	_, err := h.chat.PublishTopic(ctx, p, pk.TopicName, pk.Payload)
+	_, err := h.chat.PublishTopic(ctx, p, clientTopic(pk), pk.Payload)
 	if err == nil {
 		return pk, packets.CodeSuccessIgnore
 	}
@@ -339,14 +429,14 @@ func (h *Hook) reject(cl *mqtt.Client, p im.Principal, pk packets.Packet, err er
 		// Not the client's fault (the database is down, say): nothing was
 		// stored. Without an ack, the client sends it again after it
 		// reconnects; MQTT 5 clients get "unspecified error" at once.
-		h.log.Error("publish failed", "uid", p.UID, "topic", pk.TopicName, "error", err)
+		h.log.Error("publish failed", "uid", p.UID, "topic", clientTopic(pk), "error", err)
 		if cl.Properties.ProtocolVersion == 5 && pk.FixedHeader.Qos > 0 {
 			return h.nack(cl, pk, packets.ErrUnspecifiedError)
 		}
 		cl.Stop(packets.ErrServerUnavailable)
 		return pk, packets.ErrRejectPacket
 	}
-	ev := wire.ErrorEvent{Event: wire.EventError, CID: cidOf(pk.Payload), Topic: pk.TopicName, Code: event, Message: im.PublicMessage(err)}
+	ev := wire.ErrorEvent{Event: wire.EventError, CID: cidOf(pk.Payload), Topic: clientTopic(pk), Code: event, Message: im.PublicMessage(err)}
 	if b, err := json.Marshal(ev); err == nil {
 		_ = h.registry.broker.Publish(topics.Inbox(p.UID), b)
 	}
@@ -383,7 +473,10 @@ func refusal(err error) (event string, code packets.Code, refused bool) {
 	case errors.Is(err, im.ErrInvalid), errors.Is(err, im.ErrConflict):
 		return wire.CodeInvalid, packets.ErrPayloadFormatInvalid, true
 	case errors.Is(err, im.ErrTooLarge):
-		return wire.CodeTooLarge, packets.ErrPacketTooLarge, true
+		// 0x95 "packet too large" is not a code a PUBACK may carry
+		// (MQTT 5 §3.4.2.1): strict clients fail on it. 0x97 "quota
+		// exceeded" is.
+		return wire.CodeTooLarge, packets.ErrQuotaExceeded, true
 	case errors.Is(err, im.ErrNotFound):
 		return wire.CodeNotFound, packets.ErrTopicNameInvalid, true
 	case errors.Is(err, im.ErrRateLimited):

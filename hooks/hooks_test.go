@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,11 +22,17 @@ import (
 type fakeBroker struct {
 	mu           sync.Mutex
 	disconnected map[*mqtt.Client]packets.Code
+	forgotten    []string
 }
 
 func (b *fakeBroker) RefuseConnect(*mqtt.Client, packets.Code) error { return nil }
 func (b *fakeBroker) Unsubscribe(*mqtt.Client, string)               {}
-func (b *fakeBroker) Publish(topic string, payload []byte) error     { return nil }
+func (b *fakeBroker) ForgetSession(id string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.forgotten = append(b.forgotten, id)
+}
+func (b *fakeBroker) Publish(topic string, payload []byte) error { return nil }
 func (b *fakeBroker) Disconnect(cl *mqtt.Client, code packets.Code) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -96,6 +104,8 @@ func (t tokens) Authenticate(_ context.Context, token string) (im.Principal, tim
 	return im.Principal{UID: uid, Username: fmt.Sprint("u", uid), Role: "user"}, t.now.Add(time.Duration(secs) * time.Second), nil
 }
 
+var clientSeq atomic.Int64
+
 // testHook is a hook with fake collaborators, and a mochi server (never
 // started) to make its clients.
 type testHook struct {
@@ -115,7 +125,7 @@ func newTestHook(t testing.TB) testHook {
 // mochi does.
 func connect(t testing.TB, h testHook, uid, ttlSeconds int64) *mqtt.Client {
 	t.Helper()
-	cl := h.srv.NewClient(nil, "test", fmt.Sprintf("u%d-test", uid), false)
+	cl := h.srv.NewClient(nil, "test", fmt.Sprintf("u%d-test-%d", uid, clientSeq.Add(1)), false)
 	pk := packets.Packet{Connect: packets.ConnectParams{ClientIdentifier: cl.ID, Password: []byte(fmt.Sprintf("%d:%d", uid, ttlSeconds))}}
 	if err := h.OnConnect(cl, pk); err != nil {
 		t.Fatalf("connect: %v", err)
@@ -181,7 +191,7 @@ func TestACL(t *testing.T) {
 			t.Errorf("Provides(%d) = false", b)
 		}
 	}
-	for _, b := range []byte{mqtt.OnPacketEncode, mqtt.OnPacketSent, mqtt.OnQosPublish, mqtt.OnPacketRead} {
+	for _, b := range []byte{mqtt.OnPacketSent, mqtt.OnQosPublish, mqtt.OnQosComplete, mqtt.OnPublished} {
 		if h.Provides(b) {
 			t.Errorf("Provides(%d) = true", b)
 		}
@@ -323,5 +333,65 @@ func TestRegistryConcurrentUse(t *testing.T) {
 	wg.Wait()
 	if r.Online(1) || r.Online(2) {
 		t.Fatal("online after every client left")
+	}
+}
+
+// A user holds at most MaxSessions live connections and parked persistent
+// sessions: the oldest parked session goes first; with none parked, a new
+// connection is refused.
+func TestSessionCap(t *testing.T) {
+	h := newTestHook(t)
+	h.maxSess = 3
+	r := h.registry
+	a, b := connect(t, h, 8, 3600), connect(t, h, 8, 3600)
+	h.OnDisconnect(a, nil, false) // a's session stays, parked
+	h.OnDisconnect(b, nil, false)
+	c := connect(t, h, 8, 3600) // 1 live + 2 parked = 3
+	if len(h.broker.forgotten) != 0 {
+		t.Fatalf("forgot %v below the cap", h.broker.forgotten)
+	}
+	connect(t, h, 8, 3600) // over: the oldest parked (a) goes
+	if len(h.broker.forgotten) != 1 || h.broker.forgotten[0] != a.ID {
+		t.Fatalf("forgotten %v, want [%s]", h.broker.forgotten, a.ID)
+	}
+	connect(t, h, 8, 3600) // over again: b goes
+	if len(h.broker.forgotten) != 2 || h.broker.forgotten[1] != b.ID {
+		t.Fatalf("forgotten %v", h.broker.forgotten)
+	}
+	// Three live connections: a fourth is refused, another user is not.
+	cl := h.srv.NewClient(nil, "test", "u8-fourth", false)
+	pk := packets.Packet{Connect: packets.ConnectParams{ClientIdentifier: cl.ID, Password: []byte("8:3600")}}
+	if err := h.OnConnect(cl, pk); err == nil {
+		t.Fatal("a fourth live connection was admitted")
+	}
+	connect(t, h, 9, 3600)
+	// A session resuming itself does not count twice.
+	h.OnDisconnect(c, nil, false)
+	resumed := h.srv.NewClient(nil, "test", c.ID, false)
+	pk = packets.Packet{Connect: packets.ConnectParams{ClientIdentifier: c.ID, Password: []byte("8:3600")}}
+	if err := h.OnConnect(resumed, pk); err != nil {
+		t.Fatalf("resuming a parked session: %v", err)
+	}
+	_ = r
+}
+
+// Client ids over 128 bytes are refused (PROTOCOL §9).
+func TestClientIDLength(t *testing.T) {
+	h := newTestHook(t)
+	for _, tc := range []struct {
+		id string
+		ok bool
+	}{
+		{"u1-" + strings.Repeat("x", 125), true},
+		{"u1-" + strings.Repeat("x", 126), false},
+	} {
+		cl := h.srv.NewClient(nil, "test", tc.id, false)
+		err := h.OnConnect(cl, packets.Packet{Connect: packets.ConnectParams{ClientIdentifier: tc.id, Password: []byte("1:3600")}})
+		if (err == nil) != tc.ok {
+			t.Errorf("client id of %d bytes: %v", len(tc.id), err)
+		}
+		if !tc.ok && !errors.Is(err, packets.ErrClientIdentifierNotValid) {
+			t.Errorf("refused with %v, want 0x85", err)
+		}
 	}
 }

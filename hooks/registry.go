@@ -26,8 +26,10 @@ type Registry struct {
 	broker Broker
 
 	mu      sync.RWMutex
-	clients map[*mqtt.Client]*conn // keyed by pointer: a taken-over client has the same id as its successor
-	users   map[int64]*userConns   // users with at least one established client
+	clients map[*mqtt.Client]*conn     // keyed by pointer: a taken-over client has the same id as its successor
+	users   map[int64]*userConns       // users with at least one established client
+	parked  map[int64]map[string]int64 // persistent sessions without a connection: by uid, client id → since (Unix ms)
+	parkers map[string]int64           // client id → uid of a parked session
 }
 
 // conn is one authenticated MQTT client.
@@ -50,7 +52,8 @@ var _ im.Live = (*Registry)(nil)
 
 // NewRegistry returns an empty registry acting on broker.
 func NewRegistry(b Broker) *Registry {
-	return &Registry{broker: b, clients: make(map[*mqtt.Client]*conn), users: make(map[int64]*userConns)}
+	return &Registry{broker: b, clients: make(map[*mqtt.Client]*conn), users: make(map[int64]*userConns),
+		parked: make(map[int64]map[string]int64), parkers: make(map[string]int64)}
 }
 
 // add records an authenticated client that is not established yet.
@@ -231,5 +234,75 @@ func (r *Registry) closeWhere(uid int64, match func(c *conn) bool) {
 	r.mu.RUnlock()
 	for _, cl := range out {
 		r.broker.Disconnect(cl, packets.ErrAdministrativeAction)
+	}
+}
+
+// admit makes room for a connection of uid with client id: a user holds at
+// most max live connections and parked persistent sessions together (0:
+// no limit). A client resuming its own parked session takes its place; when
+// the user is at the limit, its oldest parked session is forgotten; when
+// all its places are live connections, admit returns false.
+func (r *Registry) admit(uid int64, id string, max int) bool {
+	if max <= 0 {
+		return true
+	}
+	r.mu.Lock()
+	var oldest string
+	var since int64
+	used := len(r.parked[uid])
+	if u := r.users[uid]; u != nil {
+		used += len(u.clients)
+	}
+	if _, resuming := r.parked[uid][id]; resuming {
+		used--
+	}
+	if used >= max {
+		for pid, t := range r.parked[uid] {
+			if pid != id && (oldest == "" || t < since) {
+				oldest, since = pid, t
+			}
+		}
+	}
+	if oldest != "" {
+		r.unparkLocked(oldest)
+	}
+	r.mu.Unlock()
+	switch {
+	case used < max:
+		return true
+	case oldest != "":
+		r.broker.ForgetSession(oldest)
+		return true
+	}
+	return false
+}
+
+// park records a persistent session whose connection ended; unpark
+// forgets one (resumed, expired or forgotten).
+func (r *Registry) park(uid int64, id string, at int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.parked[uid] == nil {
+		r.parked[uid] = make(map[string]int64)
+	}
+	r.parked[uid][id] = at
+	r.parkers[id] = uid
+}
+
+func (r *Registry) unpark(id string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.unparkLocked(id)
+}
+
+func (r *Registry) unparkLocked(id string) {
+	uid, ok := r.parkers[id]
+	if !ok {
+		return
+	}
+	delete(r.parkers, id)
+	delete(r.parked[uid], id)
+	if len(r.parked[uid]) == 0 {
+		delete(r.parked, uid)
 	}
 }

@@ -309,8 +309,9 @@ func serveKind(ctx context.Context, kind, db string, sizes brokerSizes, log *slo
 }
 
 // serveIM runs the real server (package app) with the per-user publish
-// limit off and a cheap password hash (creating bench users is not what
-// is measured).
+// limit and the abuse limits off (one client address opens everything)
+// and a cheap password hash (creating bench users is not what is
+// measured).
 func serveIM(ctx context.Context, db string, sizes brokerSizes, log *slog.Logger) (ready, func() error, error) {
 	httpLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -325,7 +326,7 @@ func serveIM(ctx context.Context, db string, sizes brokerSizes, log *slog.Logger
 	a, err := app.New(ctx, app.Config{
 		DatabaseURL: db, JWTSecret: randomHex(32), AdminUsername: "admin", AdminPassword: pw,
 		TokenTTL: 24 * time.Hour, PublishRate: 0, HTTPListener: httpLn, MQTTListener: mqttLn,
-		Passwords: imauth.Argon2{Memory: 1024, Time: 1, Threads: 1}, Log: log,
+		Passwords: imauth.Argon2{Memory: 1024, Time: 1, Threads: 1}, PasswordChecksPerIP: 1024, Log: log,
 		MQTTPendingWrites: int32(sizes.PendingWrites), MQTTReadBuffer: sizes.ReadBuffer,
 	})
 	if err != nil {
