@@ -47,6 +47,9 @@ type Domain interface {
 	// UserReachable says that uid's first live client has subscribed to
 	// its inbox.
 	UserReachable(uid int64)
+	// InboxSubscribed says that one of uid's clients has subscribed to its
+	// inbox.
+	InboxSubscribed(uid int64)
 	// UserOnline and UserOffline say that uid's first live client is
 	// established, or its last one gone.
 	UserOnline(uid int64)
@@ -283,6 +286,7 @@ func (h *Hook) OnSubscribed(cl *mqtt.Client, pk packets.Packet, codes []byte) {
 	for i, f := range pk.Filters {
 		if f.Filter == inbox && i < len(codes) && codes[i] < 0x80 {
 			h.inbox(cl, true)
+			h.dom.InboxSubscribed(p.UID)
 		}
 	}
 }

@@ -93,6 +93,7 @@ func (*fakeDomain) MayReceive(p im.Principal, topic string) bool {
 }
 
 func (d *fakeDomain) UserReachable(uid int64) { d.count(&d.reachable, uid) }
+func (d *fakeDomain) InboxSubscribed(int64)   {}
 
 var room7 = topics.Room(7)
 

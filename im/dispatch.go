@@ -308,7 +308,7 @@ func (d *dispatcher) readForDelivery(ctx context.Context, tx SupportTx, r *route
 	if r.dup != nil {
 		return nil
 	}
-	if r.assigned || names {
+	if r.assigned || names || r.prev != 0 {
 		r.names = d.names(ctx, r.ticket.Customer, r.ticket.Agent)
 	}
 	if r.enqueued || r.dequeued {
@@ -351,11 +351,13 @@ func (d *dispatcher) deliverRouted(r routed, echo int64) {
 		return
 	}
 	d.queueEvents(r)
+	if r.prev != 0 && r.prev != t.Agent {
+		// Taken from its agent: given to another, or back to the queue
+		// (agent 0).
+		d.deliver(ticketEvent(wire.EventCSTransferred, t, r.names), topics.Inbox(r.prev), topics.Inbox(t.Customer))
+	}
 	if r.assigned {
 		names := r.names
-		if r.prev != 0 && r.prev != t.Agent {
-			d.deliver(ticketEvent(wire.EventCSTransferred, t, names), topics.Inbox(r.prev), topics.Inbox(t.Customer))
-		}
 		if t.Agent != 0 {
 			d.deliver(ticketEvent(wire.EventCSAssigned, t, names), topics.Inbox(t.Agent), topics.Inbox(t.Customer))
 			for _, m := range r.backlog {
@@ -631,6 +633,63 @@ func (d *dispatcher) drainOne(ctx context.Context, q Ticket) (stop bool, err err
 		}
 	})
 	return stop, err
+}
+
+// customerState tells a customer that has just subscribed to its inbox
+// (a reload, a second device) where its active tickets stand: cs_queue
+// with its place for a queued one, cs_assigned with its agent for an open
+// one. It runs in the write pipeline, so it is in order with every change
+// to those tickets.
+func (d *dispatcher) customerState(uid int64) {
+	type state struct {
+		t     Ticket
+		pos   int
+		eta   int64
+		names map[int64]string
+	}
+	var states []state
+	d.store.SupportWrite(func(ctx context.Context, tx SupportTx) (TxEnd, error) {
+		states = nil
+		tickets, err := tx.CustomerTickets(ctx, uid)
+		if err != nil {
+			return Rollback, err
+		}
+		for _, t := range tickets {
+			st := state{t: t}
+			switch {
+			case t.Status == TicketQueued:
+				if st.pos, err = tx.QueuePosition(ctx, t); err != nil {
+					return Rollback, err
+				}
+				if interval := d.assignmentInterval(ctx, t.Shop); interval > 0 {
+					st.eta = (int64(st.pos)*interval + 999) / 1000
+				}
+			case t.Agent != 0:
+				st.names = d.names(ctx, t.Customer, t.Agent)
+			}
+			states = append(states, st)
+		}
+		return Rollback, nil // read only
+	}, func(err error) {
+		if err != nil {
+			d.log.Warn("customer's sessions", "uid", uid, "error", err)
+			return
+		}
+		for _, st := range states {
+			if st.t.Status == TicketQueued {
+				ev := wire.QueueEvent{Event: wire.EventCSQueue, Session: st.t.ID, Shop: st.t.Shop, Position: st.pos}
+				if st.eta > 0 {
+					eta := st.eta
+					ev.ETA = &eta
+				}
+				d.deliver(ev, topics.Inbox(uid))
+				continue
+			}
+			if st.names != nil {
+				d.deliver(ticketEvent(wire.EventCSAssigned, st.t, st.names), topics.Inbox(uid))
+			}
+		}
+	})
 }
 
 // queueEvents tells the shop's agents that r's ticket entered or left the

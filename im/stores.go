@@ -215,6 +215,12 @@ type SupportTx interface {
 	// Append stores a message as MessageStore.AppendMessage does. When it
 	// reports dup, something was written that only a rollback undoes.
 	Append(ctx context.Context, m Message) (stored Message, dup bool, err error)
+	// CustomerTickets returns the customer's queued and open tickets with
+	// every shop.
+	CustomerTickets(ctx context.Context, customer int64) ([]Ticket, error)
+	// QueuePosition returns a queued ticket's place in its shop's queue
+	// (1 is next), in the order of Tickets.
+	QueuePosition(ctx context.Context, t Ticket) (int, error)
 	// Unseen returns the ticket's messages the agent has not been sent, in
 	// seq order: those stored for other agents or while queued, and not in
 	// a backlog it was already sent. It records that the agent has now

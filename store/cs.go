@@ -375,6 +375,31 @@ func (t *supportTx) Append(ctx context.Context, m im.Message) (im.Message, bool,
 	return stored, dup, nil
 }
 
+func (t *supportTx) CustomerTickets(ctx context.Context, customer int64) ([]im.Ticket, error) {
+	var rows []ticketRow
+	err := t.tx.SelectContext(ctx, &rows, t.tx.Rebind(`
+		SELECT `+ticketColumns+` FROM cs_sessions WHERE customer = ? AND status <> 'closed' ORDER BY session_id`), customer)
+	if err != nil {
+		return nil, fmt.Errorf("sessions of customer %d: %w", customer, mapErr(err))
+	}
+	out := make([]im.Ticket, len(rows))
+	for i, r := range rows {
+		out[i] = r.ticket()
+	}
+	return out, nil
+}
+
+func (t *supportTx) QueuePosition(ctx context.Context, tk im.Ticket) (int, error) {
+	var ahead int
+	err := t.tx.GetContext(ctx, &ahead, t.tx.Rebind(`
+		SELECT COUNT(*) FROM cs_sessions WHERE shop_id = ? AND status = 'queued'
+		AND (created_at < ? OR (created_at = ? AND session_id < ?))`), tk.Shop, tk.CreatedAt, tk.CreatedAt, tk.ID)
+	if err != nil {
+		return 0, fmt.Errorf("queue position of session %d: %w", tk.ID, mapErr(err))
+	}
+	return ahead + 1, nil
+}
+
 func (t *supportTx) Unseen(ctx context.Context, ticket, agent int64) ([]im.Message, error) {
 	var rows []messageRow
 	err := t.tx.SelectContext(ctx, &rows, t.tx.Rebind(`
