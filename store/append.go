@@ -22,12 +22,13 @@ import (
 // prepared once:
 //
 //	INSERT INTO conversations … ON CONFLICT DO UPDATE SET last_seq = last_seq + n RETURNING   -- the locks, first
-//	INSERT INTO messages … ON CONFLICT (sender, conv_id, cid) DO NOTHING RETURNING msg_id    -- fewer rows: re-sent cids
+//	INSERT INTO messages … ON CONFLICT (sender, conv_id, cid) DO NOTHING                     -- fewer rows: re-sent cids
 //	INSERT INTO read_positions … ON CONFLICT DO UPDATE …
 //
-// The rows of each statement come from one parameter per column (typed
-// arrays on PostgreSQL) or one JSON parameter (SQLite), so its text, and
-// so its plan, never depends on the group's size (see rowsOf).
+// On PostgreSQL the rows of each statement come from one typed array per
+// column, so each runs once per group; on SQLite each runs once per row.
+// Either way its text, and so its plan, never depends on the group's size
+// (see rowsExpr).
 
 // messageColumns declares the messages table's columns once: the name, the
 // SQL type (for the typed rows of a group) and the value of a message.
@@ -165,8 +166,7 @@ func (s *Store) sqlBumpSeqs() string {
 func (s *Store) sqlInsertMessages() string {
 	return `
 		INSERT INTO messages (` + messageSelect("") + `) SELECT ` + messageSelect("v") + ` FROM ` + s.rowsExpr(msgCols(nil)) + ` WHERE true
-		ON CONFLICT (sender, conv_id, cid) WHERE cid IS NOT NULL DO NOTHING
-		RETURNING msg_id`
+		ON CONFLICT (sender, conv_id, cid) WHERE cid IS NOT NULL DO NOTHING`
 }
 
 func (s *Store) sqlFindDups() string {
@@ -248,6 +248,12 @@ type convRow struct {
 	firstSeq int64
 }
 
+// lastSeq is a conversation's last seq.
+type lastSeq struct {
+	Conv    string `db:"conv_id"`
+	LastSeq int64  `db:"last_seq"`
+}
+
 // bumpSeqs raises each conversation's last_seq by its number of messages,
 // creating the conversations not there yet, in one statement, and returns
 // each message's seq. Conversations are locked in the order of their ids,
@@ -270,11 +276,7 @@ func (s *Store) bumpSeqs(ctx context.Context, tx *sqlx.Tx, msgs []im.Message) ([
 		r.ts = max(r.ts, m.TS)
 	}
 	slices.SortFunc(rows, func(a, b *convRow) int { return strings.Compare(a.id, b.id) })
-	var last []struct {
-		Conv    string `db:"conv_id"`
-		LastSeq int64  `db:"last_seq"`
-	}
-	err := s.selectPrepared(ctx, tx, &last, s.sql.bumpSeqs, s.rowsArgs(len(rows), convCols(rows))...)
+	last, err := selectRows[lastSeq](ctx, s, tx, s.sql.bumpSeqs, len(rows), convCols(rows))
 	if err != nil {
 		return nil, fmt.Errorf("next seqs: %w", mapErr(err))
 	}
@@ -298,12 +300,11 @@ func (s *Store) bumpSeqs(ctx context.Context, tx *sqlx.Tx, msgs []im.Message) ([
 // insertMessages inserts msgs, skipping those already stored under their
 // (sender, conversation, cid), and returns how many it inserted.
 func (s *Store) insertMessages(ctx context.Context, tx *sqlx.Tx, msgs []im.Message) (int, error) {
-	var ids []string
-	err := s.selectPrepared(ctx, tx, &ids, s.sql.insertMessages, s.rowsArgs(len(msgs), msgCols(msgs))...)
+	n, err := execRows(ctx, s, tx, s.sql.insertMessages, len(msgs), msgCols(msgs))
 	if err != nil {
 		return 0, fmt.Errorf("insert messages: %w", mapErr(err))
 	}
-	return len(ids), nil
+	return int(n), nil
 }
 
 // findDups returns the messages of msgs already stored under their
@@ -319,8 +320,8 @@ func (s *Store) findDups(ctx context.Context, tx *sqlx.Tx, msgs []im.Message) (m
 	if len(withCID) == 0 {
 		return nil, nil
 	}
-	var rows []messageRow
-	if err := s.selectPrepared(ctx, tx, &rows, s.sql.findDups, s.rowsArgs(len(withCID), dupCols(withCID))...); err != nil {
+	rows, err := selectRows[messageRow](ctx, s, tx, s.sql.findDups, len(withCID), dupCols(withCID))
+	if err != nil {
 		return nil, fmt.Errorf("find re-sent messages: %w", mapErr(err))
 	}
 	if len(rows) == 0 {
@@ -351,8 +352,7 @@ func (s *Store) advanceReaders(ctx context.Context, tx *sqlx.Tx, msgs []im.Messa
 	if len(order) == 0 {
 		return nil
 	}
-	err := s.execPrepared(ctx, tx, s.sql.advanceReaders, s.rowsArgs(len(order), readerCols(order, top))...)
-	if err != nil {
+	if _, err := execRows(ctx, s, tx, s.sql.advanceReaders, len(order), readerCols(order, top)); err != nil {
 		return fmt.Errorf("advance read positions: %w", mapErr(err))
 	}
 	return nil

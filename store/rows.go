@@ -2,11 +2,8 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
-	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
@@ -20,17 +17,15 @@ type column struct {
 	value     func(i int) any
 }
 
-// rowsOf returns a table expression v of n rows with the given columns,
-// and its arguments, to join or insert from (see rowsExpr).
-func (s *Store) rowsOf(n int, cols ...column) (string, []any) {
-	return s.rowsExpr(cols), s.rowsArgs(n, cols)
-}
-
-// rowsExpr is the table expression of rowsOf. Its text depends only on the
-// columns, never on the number of rows, so a statement using it is parsed
-// and planned once (see prepared). On PostgreSQL it is one unnest of a
-// typed array per column; on SQLite json_each over one JSON array of rows,
-// each an array of the columns' values.
+// rowsExpr is a table expression v with the given columns, to join or
+// insert from, whose rows are the arguments of a statement run by
+// selectRows or execRows. Its text depends only on the columns, never on
+// the number of rows, so a statement using it is parsed and planned once
+// (see prepared). On PostgreSQL it is one unnest of a typed array per
+// column, and the statement runs once for all the rows: one round trip.
+// On SQLite, which runs in this process, it is one row of parameters, and
+// the statement runs once per row: a prepared statement's step costs less
+// than decoding the rows from one parameter.
 func (s *Store) rowsExpr(cols []column) string {
 	names := make([]string, len(cols))
 	for j, c := range cols {
@@ -45,101 +40,85 @@ func (s *Store) rowsExpr(cols []column) string {
 	}
 	sel := make([]string, len(cols))
 	for j, name := range names {
-		sel[j] = "value->>" + strconv.Itoa(j) + " AS " + name
+		sel[j] = "? AS " + name
 	}
-	return "(SELECT " + strings.Join(sel, ", ") + " FROM json_each(?)) AS v"
+	return "(SELECT " + strings.Join(sel, ", ") + ") AS v"
 }
 
-// rowsArgs are the arguments of rowsExpr for n rows.
-func (s *Store) rowsArgs(n int, cols []column) []any {
+// arrayArgs are the arguments of rowsExpr on PostgreSQL for n rows: one
+// array per column.
+func arrayArgs(n int, cols []column) []any {
+	args := make([]any, len(cols))
+	for j, c := range cols {
+		vals := make([]any, n)
+		for i := range n {
+			vals[i] = c.value(i)
+		}
+		args[j] = pq.GenericArray{A: vals}
+	}
+	return args
+}
+
+// rowArgs are the arguments of rowsExpr on SQLite for row i.
+func rowArgs(i int, cols []column, args []any) []any {
+	args = args[:0]
+	for _, c := range cols {
+		args = append(args, c.value(i))
+	}
+	return args
+}
+
+// selectRows runs query, a statement reading rowsExpr(cols), for n rows,
+// and returns what it returns.
+func selectRows[T any](ctx context.Context, s *Store, tx *sqlx.Tx, query string, n int, cols []column) ([]T, error) {
+	st, err := s.prepared(ctx, tx, query)
+	if err != nil {
+		return nil, err
+	}
+	var out []T
 	if s.engine == Postgres {
-		args := make([]any, len(cols))
-		for j, c := range cols {
-			vals := make([]any, n)
-			for i := range n {
-				vals[i] = c.value(i)
-			}
-			args[j] = pq.GenericArray{A: vals}
-		}
-		return args
+		err := st.SelectContext(ctx, &out, arrayArgs(n, cols)...)
+		return out, err
 	}
-	b := make([]byte, 0, 64*n*len(cols))
-	b = append(b, '[')
+	args := make([]any, 0, len(cols))
 	for i := range n {
-		if i > 0 {
-			b = append(b, ',')
+		var part []T
+		if err := st.SelectContext(ctx, &part, rowArgs(i, cols, args)...); err != nil {
+			return nil, err
 		}
-		b = append(b, '[')
-		for j, c := range cols {
-			if j > 0 {
-				b = append(b, ',')
-			}
-			b = appendJSON(b, c.value(i))
-		}
-		b = append(b, ']')
+		out = append(out, part...)
 	}
-	b = append(b, ']')
-	return []any{string(b)}
+	return out, nil
 }
 
-// appendJSON appends v, one of the column value types, as JSON.
-func appendJSON(b []byte, v any) []byte {
-	switch v := v.(type) {
-	case string:
-		return appendJSONString(b, v)
-	case int64:
-		return strconv.AppendInt(b, v, 10)
-	case int:
-		return strconv.AppendInt(b, int64(v), 10)
-	case bool:
-		if v {
-			return append(b, '1') // SQLite has no booleans: 1 and 0
-		}
-		return append(b, '0')
-	case sql.NullString:
-		if !v.Valid {
-			return append(b, "null"...)
-		}
-		return appendJSONString(b, v.String)
-	case sql.NullInt64:
-		if !v.Valid {
-			return append(b, "null"...)
-		}
-		return strconv.AppendInt(b, v.Int64, 10)
-	case nil:
-		return append(b, "null"...)
+// execRows runs query, a statement reading rowsExpr(cols), for n rows,
+// and returns how many rows it affected.
+func execRows(ctx context.Context, s *Store, tx *sqlx.Tx, query string, n int, cols []column) (int64, error) {
+	st, err := s.prepared(ctx, tx, query)
+	if err != nil {
+		return 0, err
 	}
-	panic(fmt.Sprintf("store: no JSON for a %T column value", v))
-}
-
-// appendJSONString appends s as a JSON string. Invalid UTF-8 is replaced
-// (the domain refuses it before it gets here).
-func appendJSONString(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			switch {
-			case c == '"' || c == '\\':
-				b = append(b, '\\', c)
-			case c < 0x20:
-				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-			default:
-				b = append(b, c)
-			}
-			i++
-			continue
+	if s.engine == Postgres {
+		res, err := st.ExecContext(ctx, arrayArgs(n, cols)...)
+		if err != nil {
+			return 0, err
 		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, `\ufffd`...)
-		} else {
-			b = append(b, s[i:i+size]...)
-		}
-		i += size
+		return res.RowsAffected()
 	}
-	return append(b, '"')
+	args := make([]any, 0, len(cols))
+	var total int64
+	for i := range n {
+		res, err := st.ExecContext(ctx, rowArgs(i, cols, args)...)
+		if err != nil {
+			return 0, err
+		}
+		k, err := res.RowsAffected()
+		if err != nil {
+			return 0, err
+		}
+		total += k
+	}
+	return total, nil
 }
 
 // prepare prepares the append path's statements on the writer, before
@@ -166,23 +145,4 @@ func (s *Store) prepared(ctx context.Context, tx *sqlx.Tx, query string) (*sqlx.
 		return tx.StmtxContext(ctx, st), nil
 	}
 	return tx.PreparexContext(ctx, tx.Rebind(query))
-}
-
-// selectPrepared runs a prepared statement returning rows into dest.
-func (s *Store) selectPrepared(ctx context.Context, tx *sqlx.Tx, dest any, query string, args ...any) error {
-	st, err := s.prepared(ctx, tx, query)
-	if err != nil {
-		return err
-	}
-	return st.SelectContext(ctx, dest, args...)
-}
-
-// execPrepared runs a prepared statement.
-func (s *Store) execPrepared(ctx context.Context, tx *sqlx.Tx, query string, args ...any) error {
-	st, err := s.prepared(ctx, tx, query)
-	if err != nil {
-		return err
-	}
-	_, err = st.ExecContext(ctx, args...)
-	return err
 }
