@@ -242,7 +242,7 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		return nil, err
 	}
 	a.hook = hooks.New(hooks.Options{Chat: a.domain.Chat, Domain: a.domain, Tokens: a.domain.Accounts, Registry: a.registry, Log: a.log,
-		MaxPacketSize: a.broker.MaxPacketSize(), MaxSessions: cfg.MaxSessions})
+		MaxPacketSize: a.broker.MaxPacketSize(), MaxSessions: cfg.MaxSessions, MaxInflight: broker.ReceiveMaximum})
 	files, err := uploads.New(a.uploadDir(), cfg.UploadMax, a.store)
 	if err != nil {
 		return nil, err
@@ -423,6 +423,11 @@ func (a *App) close() {
 	}
 	if a.broker != nil {
 		_ = a.broker.Close()
+	}
+	if a.hook != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = a.hook.Wait(ctx) // the pipelines end with their connections
+		cancel()
 	}
 	if a.httpLn != nil {
 		_ = a.httpLn.Close() // the guard's, which closes the listener

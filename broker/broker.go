@@ -119,7 +119,7 @@ func New(o Options) (*Broker, error) {
 	caps.MaximumPacketSize = o.MaxPacketSize
 	caps.MaximumClientWritesPending = o.MaxPendingWrites
 	caps.MaximumInflight = 1024 // limits, not allocations: an idle client costs nothing for them
-	caps.ReceiveMaximum = 256
+	caps.ReceiveMaximum = ReceiveMaximum
 	caps.MaximumSessionExpiryInterval = 2 * 60 * 60 // persistent sessions live 2 h after a disconnect
 	caps.MaximumMessageExpiryInterval = 60 * 60
 	// Retain, wildcards and shared subscriptions stay advertised: a client
@@ -166,6 +166,11 @@ func New(o Options) (*Broker, error) {
 	}
 	return b, nil
 }
+
+// ReceiveMaximum is how many QoS 1 and 2 publishes an MQTT 5 client may
+// have unacknowledged, announced in the CONNACK; the hook's pipeline takes
+// as many per connection.
+const ReceiveMaximum = 256
 
 // MaxPacketSize is the largest inbound packet, in bytes.
 func (b *Broker) MaxPacketSize() uint32 { return b.srv.Options.Capabilities.MaximumPacketSize }

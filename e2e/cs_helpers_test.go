@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/imserver/imserver/internal/imtest"
 	"github.com/imserver/imserver/wire"
@@ -54,6 +55,23 @@ func next(t testing.TB, c *imtest.Client, want string) imtest.Msg {
 		m := c.In.Next(t)
 		if !queueEvent(m) || m.Event() == want {
 			return m
+		}
+	}
+}
+
+// noneButQueue fails the test if anything but a queue event arrives
+// within d.
+func noneButQueue(t testing.TB, c *imtest.Client, d time.Duration) {
+	t.Helper()
+	end := time.After(d)
+	for {
+		select {
+		case m := <-c.In:
+			if !queueEvent(m) {
+				t.Fatalf("unexpected message on %s: %s", m.Topic, m.Payload)
+			}
+		case <-end:
+			return
 		}
 	}
 }

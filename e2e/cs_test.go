@@ -392,7 +392,7 @@ func TestQueueDrainsInOrder(t *testing.T) {
 		if fmt.Sprint(bodies) != fmt.Sprint([]string{`"c0 m0"`, `"Hi!"`, `"Nobody is here, we will answer soon."`, `"c0 m1"`}) {
 			t.Fatalf("customer saw %v", bodies)
 		}
-		cc.In.None(t, 100*time.Millisecond)
+		noneButQueue(t, cc, 100*time.Millisecond)
 		if q := sessions(t, s, shop, "queued"); len(q) != 3 {
 			t.Fatalf("queued sessions %+v", q)
 		}

@@ -16,10 +16,17 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 
 // eachEngine runs fn on a fresh server per database engine.
 func eachEngine(t *testing.T, fn func(t *testing.T, s *imtest.Server)) {
+	eachEngineWith(t, imtest.Options{}, fn)
+}
+
+// eachEngineWith is eachEngine with servers started with o.
+func eachEngineWith(t *testing.T, o imtest.Options, fn func(t *testing.T, s *imtest.Server)) {
 	for _, e := range imtest.Engines {
 		t.Run(string(e), func(t *testing.T) {
 			t.Parallel()
-			fn(t, imtest.Start(t, imtest.Options{Engine: e}))
+			o := o
+			o.Engine = e
+			fn(t, imtest.Start(t, o))
 		})
 	}
 }

@@ -27,6 +27,11 @@ import (
 // Chat stores and delivers what clients publish (implemented by
 // *im.Chat).
 type Chat interface {
+	// Submit refuses a publish at once (giving done the refusal), or
+	// queues it and gives done the result once it is stored: see
+	// im.Chat.Submit.
+	Submit(ctx context.Context, p im.Principal, topic string, payload []byte, done im.Done)
+	// PublishTopic is Submit, waiting for the result.
 	PublishTopic(ctx context.Context, p im.Principal, topic string, payload []byte) (im.Message, error)
 }
 
@@ -42,6 +47,9 @@ type Domain interface {
 	// UserReachable says that uid's first live client has subscribed to
 	// its inbox.
 	UserReachable(uid int64)
+	// InboxSubscribed says that one of uid's clients has subscribed to its
+	// inbox.
+	InboxSubscribed(uid int64)
 	// UserOnline and UserOffline say that uid's first live client is
 	// established, or its last one gone.
 	UserOnline(uid int64)
@@ -84,7 +92,15 @@ type Options struct {
 	// MaxSessions is how many live connections and parked persistent
 	// sessions one user may hold together; 0 is unlimited.
 	MaxSessions int
+	// MaxInflight is how many publishes of one connection may wait for
+	// their ack; past it the connection is not read until one is
+	// answered. Default DefaultMaxInflight.
+	MaxInflight int
 }
+
+// DefaultMaxInflight is the default Options.MaxInflight; announce it as
+// the broker's Receive Maximum.
+const DefaultMaxInflight = 256
 
 // Hook is the mochi hook of the server.
 type Hook struct {
@@ -100,10 +116,15 @@ type Hook struct {
 	maxPacket uint32
 	maxSess   int
 
-	// drain is held shared by every publish being stored and exclusively
-	// by Drain, which then sets draining.
+	pipes    *pipelines     // the publishes in flight, by connection (pipeline.go)
+	inflight sync.WaitGroup // the publishes in flight
+	writers  sync.WaitGroup // the pipelines' writers
+	// drain is held shared by OnPublish and exclusively by Drain, which
+	// then sets draining; ctx ends then, ending waits for the rate.
 	drain    sync.RWMutex
 	draining bool
+	ctx      context.Context
+	cancel   context.CancelFunc
 }
 
 var _ mqtt.Hook = (*Hook)(nil)
@@ -123,6 +144,11 @@ func New(o Options) *Hook {
 	if h.maxKeep == 0 {
 		h.maxKeep = 1200
 	}
+	if o.MaxInflight <= 0 {
+		o.MaxInflight = DefaultMaxInflight
+	}
+	h.pipes = newPipelines(o.MaxInflight, &h.writers)
+	h.ctx, h.cancel = context.WithCancel(context.Background())
 	return h
 }
 
@@ -149,7 +175,7 @@ func (h *Hook) Provides(b byte) bool {
 func (h *Hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	if len(pk.Connect.ClientIdentifier) > MaxClientIDLen {
 		h.log.Debug("mqtt connect refused", "reason", "client id too long", "remote", cl.Net.Remote)
-		return h.refuse(cl, packets.ErrClientIdentifierNotValid)
+		return h.refuseConnect(cl, packets.ErrClientIdentifierNotValid)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), h.timeout)
 	p, exp, err := h.tokens.Authenticate(ctx, string(pk.Connect.Password))
@@ -157,18 +183,18 @@ func (h *Hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	if err != nil {
 		if _, _, refused := refusal(err); !refused {
 			h.log.Warn("mqtt connect: checking the token failed", "remote", cl.Net.Remote, "error", err)
-			return h.refuse(cl, packets.ErrServerUnavailable)
+			return h.refuseConnect(cl, packets.ErrServerUnavailable)
 		}
 		h.log.Info("mqtt connect refused", "reason", "bad token", "remote", cl.Net.Remote)
-		return h.refuse(cl, packets.ErrNotAuthorized)
+		return h.refuseConnect(cl, packets.ErrNotAuthorized)
 	}
 	if id := pk.Connect.ClientIdentifier; id != "" && !strings.HasPrefix(id, clientIDPrefix(p.UID)) {
 		h.log.Info("mqtt connect refused", "reason", "foreign client id", "uid", p.UID, "client", id)
-		return h.refuse(cl, packets.ErrNotAuthorized)
+		return h.refuseConnect(cl, packets.ErrNotAuthorized)
 	}
 	if !h.registry.admit(p.UID, cl.ID, h.maxSess) {
 		h.log.Info("mqtt connect refused", "reason", "too many connections", "uid", p.UID)
-		return h.refuse(cl, packets.ErrQuotaExceeded)
+		return h.refuseConnect(cl, packets.ErrQuotaExceeded)
 	}
 	cl.Properties.Will = mqtt.Will{}
 	if ka := cl.State.Keepalive; ka == 0 || ka > h.maxKeep {
@@ -183,9 +209,9 @@ func (h *Hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 // §9): longer ones are refused with CONNACK 0x85 (3.1.1: 2).
 const MaxClientIDLen = 128
 
-// refuse answers the CONNECT with code (see Broker.RefuseConnect) and
+// refuseConnect answers the CONNECT with code (see Broker.RefuseConnect) and
 // makes mochi close the connection.
-func (h *Hook) refuse(cl *mqtt.Client, code packets.Code) error {
+func (h *Hook) refuseConnect(cl *mqtt.Client, code packets.Code) error {
 	if err := h.registry.broker.RefuseConnect(cl, code); err != nil {
 		return err
 	}
@@ -260,6 +286,7 @@ func (h *Hook) OnSubscribed(cl *mqtt.Client, pk packets.Packet, codes []byte) {
 	for i, f := range pk.Filters {
 		if f.Filter == inbox && i < len(codes) && codes[i] < 0x80 {
 			h.inbox(cl, true)
+			h.dom.InboxSubscribed(p.UID)
 		}
 	}
 }
@@ -290,6 +317,7 @@ func (h *Hook) inbox(cl *mqtt.Client, on bool) {
 // client's disconnect may come after the new one is established; each
 // client is counted on its own, so presence never blinks.
 func (h *Hook) OnDisconnect(cl *mqtt.Client, _ error, expire bool) {
+	h.pipes.end(cl)
 	uid, last := h.registry.remove(cl)
 	if !expire && !cl.IsTakenOver() && uid != 0 {
 		h.registry.park(uid, cl.ID, time.Now().UnixMilli()) // a persistent session outlives its connection
@@ -409,7 +437,31 @@ func (h *Hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 	if !ok {
 		return pk, packets.ErrRejectPacket
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), h.timeout)
+	pl := h.pipes.get(cl)
+	if pk.FixedHeader.Qos == 2 {
+		// QoS 2 keeps mochi's own flow (PUBREC, PUBREL, PUBCOMP and the
+		// packet id's state), after every earlier publish is answered.
+		pl.waitIdle(&h.inflight)
+		return h.publishNow(cl, p, pk)
+	}
+	o, ok := pl.push(&h.inflight)
+	if !ok {
+		return pk, packets.ErrRejectPacket // the connection is gone
+	}
+	ctx, cancel := context.WithTimeout(h.ctx, h.timeout)
+	defer cancel()
+	h.chat.Submit(ctx, p, clientTopic(pk), pk.Payload, func(_ im.Message, err error) {
+		ack, packet, stop := h.answer(cl, p, pk, err)
+		pl.settle(o, ack, packet, stop)
+	})
+	// mochi does nothing more: the pipeline acknowledges it.
+	return pk, packets.ErrRejectPacket
+}
+
+// publishNow stores a QoS 2 publish and waits for it, then lets mochi
+// answer it.
+func (h *Hook) publishNow(cl *mqtt.Client, p im.Principal, pk packets.Packet) (packets.Packet, error) {
+	ctx, cancel := context.WithTimeout(h.ctx, h.timeout)
 	defer cancel()
 	_, err := h.chat.PublishTopic(ctx, p, clientTopic(pk), pk.Payload)
 	if err == nil {
@@ -418,33 +470,77 @@ func (h *Hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 	return h.reject(cl, p, pk, err)
 }
 
-// reject tells the publisher why its publish failed: an error event on its
-// inbox in every case, and on MQTT 5 the reason code of its PUBACK or
-// PUBREC. Everything else gets a plain ack (mochi's CodeSuccessIgnore):
-// any other answer would make mochi deliver the packet (3.1.1) or leave the
-// client waiting for an ack forever.
-func (h *Hook) reject(cl *mqtt.Client, p im.Principal, pk packets.Packet, err error) (packets.Packet, error) {
-	event, code, refused := refusal(err)
-	if !refused {
-		// Not the client's fault (the database is down, say): nothing was
-		// stored. Without an ack, the client sends it again after it
-		// reconnects; MQTT 5 clients get "unspecified error" at once.
-		h.log.Error("publish failed", "uid", p.UID, "topic", clientTopic(pk), "error", err)
-		if cl.Properties.ProtocolVersion == 5 && pk.FixedHeader.Qos > 0 {
-			return h.nack(cl, pk, packets.ErrUnspecifiedError)
+// answer turns a publish's result into what its connection is owed: the
+// bytes of its PUBACK (none for QoS 0), a refusal packet, or stop (close
+// the connection without an ack). A refusal is told on the publisher's
+// inbox too (see reject).
+func (h *Hook) answer(cl *mqtt.Client, p im.Principal, pk packets.Packet, err error) (ack []byte, packet *packets.Packet, stop bool) {
+	if err == nil {
+		if pk.FixedHeader.Qos == 0 {
+			return nil, nil, false
 		}
+		return pubAck(pk.PacketID), nil, false
+	}
+	code := h.refuse(cl, p, pk, err)
+	switch {
+	case code == nil:
+		return nil, nil, true
+	case pk.FixedHeader.Qos == 0:
+		return nil, nil, false
+	case code.Code == packets.CodeSuccess.Code:
+		return pubAck(pk.PacketID), nil, false
+	}
+	return nil, &packets.Packet{
+		FixedHeader: packets.FixedHeader{Type: packets.Puback},
+		PacketID:    pk.PacketID,
+		ReasonCode:  code.Code,
+		Properties:  packets.Properties{ReasonString: code.Reason},
+	}, false
+}
+
+// reject tells the publisher why its publish failed, for a publish that
+// mochi answers (QoS 2): see refuse.
+func (h *Hook) reject(cl *mqtt.Client, p im.Principal, pk packets.Packet, err error) (packets.Packet, error) {
+	code := h.refuse(cl, p, pk, err)
+	switch {
+	case code == nil:
 		cl.Stop(packets.ErrServerUnavailable)
 		return pk, packets.ErrRejectPacket
+	case code.Code == packets.CodeSuccess.Code:
+		return pk, packets.CodeSuccessIgnore
+	}
+	return h.nack(cl, pk, *code)
+}
+
+// refuse decides how a failed publish is answered, and tells the
+// publisher why: an error event on its inbox in every case of refusal,
+// and on MQTT 5 the reason code of its PUBACK or PUBREC. Other refusals
+// get a plain ack (code success): any other answer would make a 3.1.1
+// client wait for an ack forever. A failure that is not the client's
+// doing (the database is down, say) stored nothing: MQTT 5 clients get
+// "unspecified error" at once; for 3.1.1 clients code is nil: close the
+// connection without an ack, so that the client sends it again after it
+// reconnects.
+func (h *Hook) refuse(cl *mqtt.Client, p im.Principal, pk packets.Packet, err error) *packets.Code {
+	event, c, refused := refusal(err)
+	if !refused {
+		if h.ctx.Err() == nil { // not merely cut short by the shutdown
+			h.log.Error("publish failed", "uid", p.UID, "topic", clientTopic(pk), "error", err)
+		}
+		if cl.Properties.ProtocolVersion == 5 && pk.FixedHeader.Qos > 0 {
+			return &packets.ErrUnspecifiedError
+		}
+		return nil
 	}
 	ev := wire.ErrorEvent{Event: wire.EventError, CID: cidOf(pk.Payload), Topic: clientTopic(pk), Code: event, Message: im.PublicMessage(err)}
 	if b, err := json.Marshal(ev); err == nil {
 		_ = h.registry.broker.Publish(topics.Inbox(p.UID), b)
 	}
 	if cl.Properties.ProtocolVersion == 5 && pk.FixedHeader.Qos > 0 {
-		code.Reason = ev.Message
-		return h.nack(cl, pk, code)
+		c.Reason = ev.Message
+		return &c
 	}
-	return pk, packets.CodeSuccessIgnore
+	return &packets.CodeSuccess
 }
 
 // nack refuses a v5 QoS 1 or 2 publish with a reason code. mochi answers a
@@ -514,16 +610,35 @@ func (h *Hook) OnPublishDropped(cl *mqtt.Client, _ packets.Packet) {
 	cl.Stop(packets.ErrPendingClientWritesExceeded)
 }
 
-// Drain makes new publishes fail without an ack (their clients are closed
-// and resend after reconnecting) and waits until the publishes already
-// being stored are done, or ctx ends. Call it before closing the broker so
-// that every stored message is also acknowledged.
-func (h *Hook) Drain(ctx context.Context) error {
+// Wait waits until every connection's pipeline has stopped, or ctx ends.
+// Call it once the broker is closed: a pipeline stops when its connection
+// is gone.
+func (h *Hook) Wait(ctx context.Context) error {
 	done := make(chan struct{})
 	go func() {
-		h.drain.Lock() // waits for the publishes being stored
+		h.writers.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Drain makes new publishes fail without an ack (their clients are closed
+// and resend after reconnecting) and waits until the publishes in flight
+// are stored and acknowledged, or ctx ends. Call it before closing the
+// broker and the store.
+func (h *Hook) Drain(ctx context.Context) error {
+	h.cancel() // publishes waiting for the rate give up, unacknowledged
+	done := make(chan struct{})
+	go func() {
+		h.drain.Lock() // waits for OnPublish calls under way
 		h.draining = true
 		h.drain.Unlock()
+		h.inflight.Wait()
 		close(done)
 	}()
 	select {

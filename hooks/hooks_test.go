@@ -56,6 +56,10 @@ func (fakeChat) PublishTopic(context.Context, im.Principal, string, []byte) (im.
 	return im.Message{}, errors.New("not used")
 }
 
+func (fakeChat) Submit(_ context.Context, _ im.Principal, _ string, _ []byte, done im.Done) {
+	done(im.Message{}, errors.New("not used"))
+}
+
 // fakeDomain lets everyone receive their inbox and room 7 and follow user
 // 9's presence, and counts who became reachable, online and offline.
 type fakeDomain struct {
@@ -89,6 +93,7 @@ func (*fakeDomain) MayReceive(p im.Principal, topic string) bool {
 }
 
 func (d *fakeDomain) UserReachable(uid int64) { d.count(&d.reachable, uid) }
+func (d *fakeDomain) InboxSubscribed(int64)   {}
 
 var room7 = topics.Room(7)
 

@@ -22,77 +22,130 @@ type Chat struct {
 	typing   *typingThrottle
 }
 
-// PublishTopic handles an MQTT publish of payload by p to topic: it checks
-// that p may publish there, validates the message, stores it and delivers
-// it. It returns the stored message; on a refusal nothing is stored.
+// Done receives the result of a submitted message: the stored message,
+// once it is stored and delivered, or why it was not.
+type Done func(Message, error)
+
+// PublishTopic handles an MQTT publish of payload by p to topic and waits
+// for the result: see Submit.
 func (ch *Chat) PublishTopic(ctx context.Context, p Principal, topic string, payload []byte) (Message, error) {
-	if !ch.limiter.allow(p.UID) {
-		return Message{}, errorf(ErrRateLimited, "too many messages: slow down")
+	return waitDone(ctx, func(done Done) { ch.Submit(ctx, p, topic, payload, done) })
+}
+
+// Submit handles an MQTT publish of payload by p to topic without waiting
+// for it to be stored, so that a connection's publishes are pipelined. It
+// checks that p may publish there and validates the message; a refusal
+// is given to done at once, and nothing is stored. Otherwise the message
+// is queued for storage, and done is called once it is stored and
+// delivered (or failed), on the store's pipeline: done must not block.
+//
+// Over the per-user rate, Submit waits for its turn (PROTOCOL.md §9: an
+// MQTT publisher is slowed down, not refused) as long as ctx allows.
+// ctx bounds the checks, not the storing.
+func (ch *Chat) Submit(ctx context.Context, p Principal, topic string, payload []byte, done Done) {
+	if err := ch.submit(ctx, p, topic, payload, done); err != nil {
+		done(Message{}, err)
 	}
+}
+
+// submit is Submit; a refusal is returned, and done is then not called.
+func (ch *Chat) submit(ctx context.Context, p Principal, topic string, payload []byte, done Done) error {
 	if len(payload) > wire.MaxPayload {
-		return Message{}, errorf(ErrTooLarge, "payload is %d bytes, over the limit of %d", len(payload), wire.MaxPayload)
+		return errorf(ErrTooLarge, "payload is %d bytes, over the limit of %d", len(payload), wire.MaxPayload)
 	}
 	route, err := topics.Parse(topic)
 	if err != nil {
-		return Message{}, errorf(ErrForbidden, "publishing to %q is not allowed", truncate(topic, 128))
+		return errorf(ErrForbidden, "publishing to %q is not allowed", truncate(topic, 128))
 	}
 	if route.Kind == topics.KindTyping {
-		return Message{}, ch.Typing(ctx, p, payload)
+		if err := ch.Typing(ctx, p, payload); err != nil {
+			return err
+		}
+		done(Message{}, nil)
+		return nil
 	}
 	if p.IsGuest() && route.Kind != topics.KindShop {
-		return Message{}, errGuest()
+		return errGuest()
+	}
+	if err := ch.limiter.wait(ctx, p.UID); err != nil {
+		return err
 	}
 	msg, err := decodePublish(payload)
 	if err != nil {
-		return Message{}, err
+		return err
 	}
 	switch route.Kind {
 	case topics.KindInbox:
-		return ch.sendSingle(ctx, p, route.UID, msg)
+		return ch.sendSingle(ctx, p, route.UID, msg, done)
 	case topics.KindRoom:
-		return ch.sendRoom(ctx, p, route.Room, msg)
+		return ch.sendRoom(p, route.Room, msg, done)
 	case topics.KindShop:
-		return ch.support.dispatch.customerMessage(ctx, p, route.Shop, msg)
+		return ch.support.dispatch.customerMessage(ctx, p, route.Shop, msg, done)
 	case topics.KindShopReply:
-		return ch.support.dispatch.agentReply(ctx, p, route.Shop, route.Customer, msg)
+		return ch.support.dispatch.agentReply(ctx, p, route.Shop, route.Customer, msg, done)
 	case topics.KindBroadcast:
-		return ch.sendBroadcast(ctx, p, msg)
+		return ch.sendBroadcast(p, msg, done)
 	}
-	return Message{}, errorf(ErrForbidden, "publishing to %q is not allowed", topic)
+	return errorf(ErrForbidden, "publishing to %q is not allowed", topic)
+}
+
+// waitDone calls start with a Done and waits for its result, or for ctx.
+func waitDone(ctx context.Context, start func(Done)) (Message, error) {
+	type result struct {
+		m   Message
+		err error
+	}
+	ch := make(chan result, 1)
+	start(func(m Message, err error) { ch <- result{m, err} })
+	select {
+	case r := <-ch:
+		return r.m, r.err
+	case <-ctx.Done():
+		return Message{}, ctx.Err()
+	}
 }
 
 // Send stores msg from p in the conversation conv and delivers it, with the
 // same checks and effects as the MQTT publish that maps to conv
-// (POST /conversations/{conv}/messages).
+// (POST /conversations/{conv}/messages), but for the rate: over it, Send
+// is refused at once.
 func (ch *Chat) Send(ctx context.Context, p Principal, conv string, msg wire.Publish) (Message, error) {
 	if !ch.limiter.allow(p.UID) {
 		return Message{}, errorf(ErrRateLimited, "too many messages: slow down")
 	}
+	return waitDone(ctx, func(done Done) {
+		if err := ch.send(ctx, p, conv, msg, done); err != nil {
+			done(Message{}, err)
+		}
+	})
+}
+
+func (ch *Chat) send(ctx context.Context, p Principal, conv string, msg wire.Publish, done Done) error {
 	c, err := parseConv(conv)
 	if err != nil {
-		return Message{}, err
+		return err
 	}
 	if p.IsGuest() && (c.Kind != topics.ConvService || c.Customer != p.UID) {
-		return Message{}, errGuest()
+		return errGuest()
 	}
 	switch c.Kind {
 	case topics.ConvSingle:
 		other := c.Other(p.UID)
 		if other == 0 {
-			return Message{}, errorf(ErrForbidden, "you are not a participant of %s", conv)
+			return errorf(ErrForbidden, "you are not a participant of %s", conv)
 		}
-		return ch.sendSingle(ctx, p, other, msg)
+		return ch.sendSingle(ctx, p, other, msg, done)
 	case topics.ConvRoom:
-		return ch.sendRoom(ctx, p, c.Room, msg)
+		return ch.sendRoom(p, c.Room, msg, done)
 	case topics.ConvService:
 		if p.UID == c.Customer {
-			return ch.support.dispatch.customerMessage(ctx, p, c.Shop, msg)
+			return ch.support.dispatch.customerMessage(ctx, p, c.Shop, msg, done)
 		}
-		return ch.support.dispatch.agentReply(ctx, p, c.Shop, c.Customer, msg)
+		return ch.support.dispatch.agentReply(ctx, p, c.Shop, c.Customer, msg, done)
 	case topics.ConvSys:
-		return ch.sendBroadcast(ctx, p, msg)
+		return ch.sendBroadcast(p, msg, done)
 	}
-	return Message{}, errorf(ErrForbidden, "you may not post to %s", conv)
+	return errorf(ErrForbidden, "you may not post to %s", conv)
 }
 
 // Broadcast stores and delivers a text broadcast from an admin
@@ -113,65 +166,73 @@ func parseConv(conv string) (topics.Conv, error) {
 	return c, nil
 }
 
-// sendSingle stores a single chat message from p to the user to and delivers
-// it to both inboxes (the sender's copy is its receipt).
-func (ch *Chat) sendSingle(ctx context.Context, p Principal, to int64, msg wire.Publish) (Message, error) {
+// The send functions below check and validate a message, and return a
+// refusal at once; otherwise they queue it, and done gets the result.
+
+// sendSingle queues a single chat message from p to the user to, to be
+// delivered to both inboxes (the sender's copy is its receipt).
+func (ch *Chat) sendSingle(ctx context.Context, p Principal, to int64, msg wire.Publish, done Done) error {
 	if to == p.UID {
-		return Message{}, errorf(ErrInvalid, "you cannot send a message to yourself")
+		return errorf(ErrInvalid, "you cannot send a message to yourself")
 	}
 	msg, err := validatePublish(msg)
 	if err != nil {
-		return Message{}, err
+		return err
 	}
 	if err := ch.accounts.notGuest(ctx, to); err != nil {
-		return Message{}, err
+		return err
 	}
-	return ch.post(ctx, p, topics.SingleConv(p.UID, to), msg, topics.Inbox(to), topics.Inbox(p.UID))
+	ch.post(p, topics.SingleConv(p.UID, to), msg, done, topics.Inbox(to), topics.Inbox(p.UID))
+	return nil
 }
 
-// sendRoom stores a group message from p in room and delivers it to the
+// sendRoom queues a group message from p in room, to be delivered to the
 // room topic, where every subscribed member (the sender's devices
 // included, as its receipt) gets it once.
-func (ch *Chat) sendRoom(ctx context.Context, p Principal, room int64, msg wire.Publish) (Message, error) {
+func (ch *Chat) sendRoom(p Principal, room int64, msg wire.Publish, done Done) error {
 	if err := ch.rooms.canRead(p, room); err != nil {
-		return Message{}, err
+		return err
 	}
 	msg, err := validatePublish(msg)
 	if err != nil {
-		return Message{}, err
+		return err
 	}
-	return ch.post(ctx, p, topics.RoomConv(room), msg, topics.Room(room))
+	ch.post(p, topics.RoomConv(room), msg, done, topics.Room(room))
+	return nil
 }
 
-// sendBroadcast stores a system broadcast and delivers it to every
+// sendBroadcast queues a system broadcast, to be delivered to every
 // subscriber of the broadcast topic. Only admins may.
-func (ch *Chat) sendBroadcast(ctx context.Context, p Principal, msg wire.Publish) (Message, error) {
+func (ch *Chat) sendBroadcast(p Principal, msg wire.Publish, done Done) error {
 	if !p.IsAdmin() {
-		return Message{}, errorf(ErrForbidden, "only an admin may broadcast")
+		return errorf(ErrForbidden, "only an admin may broadcast")
 	}
 	msg, err := validatePublish(msg)
 	if err != nil {
-		return Message{}, err
+		return err
 	}
-	return ch.post(ctx, p, topics.SysConv, msg, topics.Broadcast)
+	ch.post(p, topics.SysConv, msg, done, topics.Broadcast)
+	return nil
 }
 
-// post stores a validated message from p in conv and delivers its envelope
-// to targets, holding the conversation's lock throughout so subscribers get
-// its messages in seq order. A re-sent message (same cid) is stored and
+// post queues a validated message from p in conv; once it is stored, its
+// envelope is delivered to targets and done is called. The store answers
+// in the order of its writes, so subscribers get each conversation's
+// messages in seq order. A re-sent message (same cid) is stored and
 // delivered once: its sender alone gets the first copy's envelope again.
-func (ch *Chat) post(ctx context.Context, p Principal, conv string, msg wire.Publish, targets ...string) (Message, error) {
-	defer ch.locks.lock(conv)()
+func (ch *Chat) post(p Principal, conv string, msg wire.Publish, done Done, targets ...string) {
 	m := Message{ID: ch.newID(), Conv: conv, From: p.UID, Type: msg.Type, Body: msg.Body, CID: msg.CID, TS: ch.nowMillis()}
-	stored, dup, err := ch.store.AppendMessage(ctx, m)
-	if err != nil {
-		return Message{}, fmt.Errorf("store message in %s: %w", conv, err)
-	}
-	if dup {
-		targets = []string{topics.Inbox(p.UID)}
-	}
-	ch.deliver(stored.Envelope(), targets...)
-	return stored, nil
+	ch.store.Append(m, func(stored Message, dup bool, err error) {
+		if err != nil {
+			done(Message{}, fmt.Errorf("store message in %s: %w", conv, err))
+			return
+		}
+		if dup {
+			targets = []string{topics.Inbox(p.UID)}
+		}
+		ch.deliver(stored.Envelope(), targets...)
+		done(stored, nil)
+	})
 }
 
 // canRead returns nil if p is a participant of c: ErrForbidden if not,

@@ -15,8 +15,10 @@ import (
 // dispatcher routes customer-service messages (PROTOCOL.md §5): it finds
 // or opens the customer's ticket, chooses its agent, stores the message
 // with the automatic replies it triggers, and drains queues when agents
-// become available. Every change runs in one SupportTx under the
-// conversation's lock, and is delivered after the commit.
+// become available. Every change is one transaction of the store's write
+// pipeline (SupportWrite), delivered once it commits, in the pipeline's
+// order: so a conversation's messages and events reach their subscribers
+// in seq order without locks.
 type dispatcher struct {
 	*core
 	store    SupportStore
@@ -38,6 +40,11 @@ type routed struct {
 	reroute  bool      // the fast path could not take it: roll back and route
 	enqueued bool      // the ticket entered the shop's queue
 	dequeued bool      // the ticket left the shop's queue
+
+	// What the delivery needs, read in the transaction (the delivery
+	// itself runs on the store's pipeline and must not read).
+	names  map[int64]string // display names of the ticket's customer and agent, for cs_* events
+	agents []Agent          // the shop's agents, for queue events
 }
 
 // end is the transaction's end: work that found a duplicate, or that must
@@ -55,52 +62,43 @@ func (d *dispatcher) available(a Agent) bool {
 	return a.Status != StatusAway && d.live.Reachable(a.UID)
 }
 
-// customerMessage handles a customer's message to a shop (im/s/{shop}): it
-// joins the customer's active ticket or opens one, routes it, stores it
-// with the automatic replies it triggers, and delivers it.
-func (d *dispatcher) customerMessage(ctx context.Context, p Principal, shopID int64, msg wire.Publish) (Message, error) {
+// customerMessage queues a customer's message to a shop (im/s/{shop}):
+// it joins the customer's active ticket or opens one, routes it, stores it
+// with the automatic replies it triggers, and delivers it; done gets the
+// message. A refusal is returned at once.
+func (d *dispatcher) customerMessage(ctx context.Context, p Principal, shopID int64, msg wire.Publish, done Done) error {
 	msg, err := validatePublish(msg)
 	if err != nil {
-		return Message{}, err
+		return err
 	}
 	shop, err := findShop(ctx, d.store, shopID)
 	if err != nil {
-		return Message{}, err
+		return err
 	}
 	if isAgent, err := d.store.IsAgent(ctx, shopID, p.UID); err != nil {
-		return Message{}, fmt.Errorf("check agent: %w", err)
+		return fmt.Errorf("check agent: %w", err)
 	} else if isAgent {
-		return Message{}, errorf(ErrForbidden, "you are an agent of shop %d: reply to customers on im/s/%d/u/{customer_uid}", shopID, shopID)
+		return errorf(ErrForbidden, "you are an agent of shop %d: reply to customers on im/s/%d/u/{customer_uid}", shopID, shopID)
 	}
-	defer d.locks.lock(topics.ServiceConv(shopID, p.UID))()
-
 	m := Message{From: p.UID, Type: msg.Type, Body: msg.Body, CID: msg.CID}
 	keyword := keywordReply(shop, msg)
 	var r routed
-	// Fast path: the ticket's agent is still available (rule 1). No shop
-	// lock: messages of different customers of one shop do not queue. A
-	// read first spares new tickets a write transaction that could only
-	// be rolled back.
-	cur, ok, err := d.store.CurrentTicket(ctx, shopID, p.UID)
-	if err != nil {
-		return Message{}, fmt.Errorf("customer service: %w", err)
-	}
-	r.reroute = !ok || cur.Status != TicketOpen || !d.live.Reachable(cur.Agent)
-	if !r.reroute {
-		err = d.store.InSupportTx(ctx, func(tx SupportTx) (TxEnd, error) {
+	d.store.SupportWrite(func(ctx context.Context, tx SupportTx) (TxEnd, error) {
+		// Fast path: the ticket's agent is still available (rule 1): no
+		// shop lock, so messages of different customers of one shop do
+		// not wait for each other.
+		r = routed{}
+		err := d.appendToAssigned(ctx, tx, shopID, p.UID, m, keyword, &r)
+		if err == nil && r.reroute {
 			r = routed{}
-			err := d.appendToAssigned(ctx, tx, shopID, p.UID, m, keyword, &r)
-			return r.end(), err
-		})
-	}
-	if err == nil && r.reroute {
-		err = d.store.InSupportTx(ctx, func(tx SupportTx) (TxEnd, error) {
-			r = routed{}
-			err := d.route(ctx, tx, shop, p.UID, m, keyword, &r)
-			return r.end(), err
-		})
-	}
-	return d.finish(ctx, r, err, p.UID)
+			err = d.route(ctx, tx, shop, p.UID, m, keyword, &r)
+		}
+		if err == nil {
+			err = d.readForDelivery(ctx, tx, &r, false)
+		}
+		return r.end(), err
+	}, func(err error) { d.finish(r, err, p.UID, done) })
+	return nil
 }
 
 // appendToAssigned stores a customer's message in its open ticket when
@@ -284,38 +282,82 @@ func keywordReply(shop Shop, msg wire.Publish) string {
 	return ""
 }
 
-// finish delivers a finished customer-service transaction, or turns its
-// error into the caller's answer.
-func (d *dispatcher) finish(ctx context.Context, r routed, err error, echo int64) (Message, error) {
-	if err != nil {
-		return Message{}, fmt.Errorf("customer service: %w", err)
-	}
-	d.deliverRouted(ctx, r, echo)
+// finish delivers a finished customer-service message, or turns its
+// error into done's answer.
+func (d *dispatcher) finish(r routed, err error, echo int64, done Done) {
 	switch {
-	case r.dup != nil:
-		return *r.dup, nil
-	case len(r.msgs) == 0:
-		return Message{}, fmt.Errorf("customer service: nothing stored")
+	case err != nil:
+		done(Message{}, fmt.Errorf("customer service: %w", err))
+		return
+	case r.dup == nil && len(r.msgs) == 0:
+		done(Message{}, fmt.Errorf("customer service: nothing stored"))
+		return
 	}
-	return r.msgs[0], nil
+	d.deliverRouted(r, echo)
+	if r.dup != nil {
+		done(*r.dup, nil)
+		return
+	}
+	done(r.msgs[0], nil)
+}
+
+// readForDelivery reads, in tx, what delivering r needs: the names of the
+// ticket's people for cs_* events (when r.assigned, or names), the shop's
+// agents for queue events.
+func (d *dispatcher) readForDelivery(ctx context.Context, tx SupportTx, r *routed, names bool) error {
+	if r.dup != nil {
+		return nil
+	}
+	if r.assigned || names || r.prev != 0 {
+		r.names = d.names(ctx, r.ticket.Customer, r.ticket.Agent)
+	}
+	if r.enqueued || r.dequeued {
+		agents, err := tx.Agents(ctx, r.ticket.Shop)
+		if err != nil {
+			return err
+		}
+		r.agents = agents
+	}
+	return nil
+}
+
+// write runs fn in the store's write pipeline, then deliver (if fn
+// succeeded and deliver is not nil) in the pipeline's order, and waits for
+// both, or for ctx.
+func (d *dispatcher) write(ctx context.Context, fn func(ctx context.Context, tx SupportTx) (TxEnd, error), deliver func()) error {
+	ch := make(chan error, 1)
+	d.store.SupportWrite(fn, func(err error) {
+		if err == nil && deliver != nil {
+			deliver()
+		}
+		ch <- err
+	})
+	select {
+	case err := <-ch:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // deliverRouted sends a customer-service transaction's results: ticket
 // events, the new agent's backlog, then the new messages, to the customer
 // and the agent (and echo is the sender's inbox, when it is neither), and
 // the queue's events. A re-sent message goes back to its sender alone.
-func (d *dispatcher) deliverRouted(ctx context.Context, r routed, echo int64) {
+func (d *dispatcher) deliverRouted(r routed, echo int64) {
 	t := r.ticket
 	if r.dup != nil {
 		d.deliver(r.dup.Envelope(), topics.Inbox(r.dup.From))
 		return
 	}
-	d.queueEvents(ctx, r)
+	d.queueEvents(r)
+	if r.prev != 0 && r.prev != t.Agent {
+		// Taken from its agent: given to another, or back to the queue
+		// (agent 0).
+		d.deliver(ticketEvent(wire.EventCSTransferred, t, r.names), topics.Inbox(r.prev), topics.Inbox(t.Customer))
+	}
 	if r.assigned {
-		names := d.names(ctx, t.Customer, t.Agent)
-		if r.prev != 0 && r.prev != t.Agent {
-			d.deliver(ticketEvent(wire.EventCSTransferred, t, names), topics.Inbox(r.prev), topics.Inbox(t.Customer))
-		}
+		names := r.names
 		if t.Agent != 0 {
 			d.deliver(ticketEvent(wire.EventCSAssigned, t, names), topics.Inbox(t.Agent), topics.Inbox(t.Customer))
 			for _, m := range r.backlog {
@@ -346,33 +388,35 @@ func ticketEvent(name string, t Ticket, names map[int64]string) wire.SessionEven
 // (im/s/{shop}/u/{customer}). An agent replying to a queued ticket takes
 // it; replying to a customer without an active ticket opens one, assigned
 // to the agent.
-func (d *dispatcher) agentReply(ctx context.Context, p Principal, shopID, customer int64, msg wire.Publish) (Message, error) {
+func (d *dispatcher) agentReply(ctx context.Context, p Principal, shopID, customer int64, msg wire.Publish, done Done) error {
 	msg, err := validatePublish(msg)
 	if err != nil {
-		return Message{}, err
+		return err
 	}
 	if _, err := findShop(ctx, d.store, shopID); err != nil {
-		return Message{}, err
+		return err
 	}
 	if isAgent, err := d.store.IsAgent(ctx, shopID, p.UID); err != nil {
-		return Message{}, fmt.Errorf("check agent: %w", err)
+		return fmt.Errorf("check agent: %w", err)
 	} else if !isAgent {
-		return Message{}, errorf(ErrForbidden, "only agents of shop %d may reply to its customers", shopID)
+		return errorf(ErrForbidden, "only agents of shop %d may reply to its customers", shopID)
 	}
 	if customer == p.UID {
-		return Message{}, errorf(ErrInvalid, "you cannot reply to yourself")
+		return errorf(ErrInvalid, "you cannot reply to yourself")
 	}
 	if err := d.accounts.exists(ctx, customer); err != nil {
-		return Message{}, err
+		return err
 	}
-	defer d.locks.lock(topics.ServiceConv(shopID, customer))()
 	var r routed
-	err = d.store.InSupportTx(ctx, func(tx SupportTx) (TxEnd, error) {
+	d.store.SupportWrite(func(ctx context.Context, tx SupportTx) (TxEnd, error) {
 		r = routed{}
 		err := d.reply(ctx, tx, p.UID, shopID, customer, Message{From: p.UID, Type: msg.Type, Body: msg.Body, CID: msg.CID}, &r)
+		if err == nil {
+			err = d.readForDelivery(ctx, tx, &r, false)
+		}
 		return r.end(), err
-	})
-	return d.finish(ctx, r, err, p.UID)
+	}, func(err error) { d.finish(r, err, p.UID, done) })
+	return nil
 }
 
 func (d *dispatcher) reply(ctx context.Context, tx SupportTx, agent, shopID, customer int64, m Message, r *routed) error {
@@ -399,9 +443,8 @@ func (d *dispatcher) reply(ctx context.Context, tx SupportTx, agent, shopID, cus
 
 // transfer gives t to the agent to (checked by the caller).
 func (d *dispatcher) transfer(ctx context.Context, t Ticket, to int64) error {
-	defer d.locks.lock(topics.ServiceConv(t.Shop, t.Customer))()
 	var r routed
-	err := d.store.InSupportTx(ctx, func(tx SupportTx) (TxEnd, error) {
+	err := d.write(ctx, func(ctx context.Context, tx SupportTx) (TxEnd, error) {
 		r = routed{}
 		if _, err := tx.LockShop(ctx, t.Shop); err != nil {
 			return Rollback, err
@@ -416,22 +459,22 @@ func (d *dispatcher) transfer(ctx context.Context, t Ticket, to int64) error {
 		case cur.Agent == to:
 			return Rollback, errorf(ErrInvalid, "session %d is already assigned to %d", t.ID, to)
 		}
-		_, err = d.assign(ctx, tx, cur, to, &r)
-		return Commit, err
-	})
+		if _, err = d.assign(ctx, tx, cur, to, &r); err != nil {
+			return Rollback, err
+		}
+		return Commit, d.readForDelivery(ctx, tx, &r, false)
+	}, func() { d.deliverRouted(r, 0) })
 	if err != nil {
 		return fmt.Errorf("transfer session %d: %w", t.ID, err)
 	}
-	d.deliverRouted(ctx, r, 0)
 	return nil
 }
 
 // take gives the queued ticket t to agent (checked by the caller), or
 // fails with ErrConflict if it is no longer queued.
 func (d *dispatcher) take(ctx context.Context, t Ticket, agent int64) error {
-	defer d.locks.lock(topics.ServiceConv(t.Shop, t.Customer))()
 	var r routed
-	err := d.store.InSupportTx(ctx, func(tx SupportTx) (TxEnd, error) {
+	err := d.write(ctx, func(ctx context.Context, tx SupportTx) (TxEnd, error) {
 		r = routed{}
 		if _, err := tx.LockShop(ctx, t.Shop); err != nil {
 			return Rollback, err
@@ -443,22 +486,22 @@ func (d *dispatcher) take(ctx context.Context, t Ticket, agent int64) error {
 		if cur.Status != TicketQueued {
 			return Rollback, errorf(ErrConflict, "session %d is no longer queued", t.ID)
 		}
-		_, err = d.assign(ctx, tx, cur, agent, &r)
-		return Commit, err
-	})
+		if _, err = d.assign(ctx, tx, cur, agent, &r); err != nil {
+			return Rollback, err
+		}
+		return Commit, d.readForDelivery(ctx, tx, &r, false)
+	}, func() { d.deliverRouted(r, 0) })
 	if err != nil {
 		return fmt.Errorf("take session %d: %w", t.ID, err)
 	}
-	d.deliverRouted(ctx, r, 0)
 	return nil
 }
 
 // close ends t; cs_closed goes to its customer and agent.
 func (d *dispatcher) close(ctx context.Context, t Ticket) error {
-	defer d.locks.lock(topics.ServiceConv(t.Shop, t.Customer))()
 	var r routed
 	closed := false
-	err := d.store.InSupportTx(ctx, func(tx SupportTx) (TxEnd, error) {
+	err := d.write(ctx, func(ctx context.Context, tx SupportTx) (TxEnd, error) {
 		r, closed = routed{}, false
 		cur, err := tx.LockTicket(ctx, t.ID)
 		if err != nil || cur.Status == TicketClosed {
@@ -467,29 +510,33 @@ func (d *dispatcher) close(ctx context.Context, t Ticket) error {
 		r.dequeued = cur.Status == TicketQueued
 		cur.Status, cur.ClosedAt = TicketClosed, d.nowMillis()
 		r.ticket, closed = cur, true
-		return Commit, tx.UpdateTicket(ctx, cur)
-	})
-	if err != nil {
-		return fmt.Errorf("close session %d: %w", t.ID, err)
-	}
-	if closed {
+		if err := tx.UpdateTicket(ctx, cur); err != nil {
+			return Rollback, err
+		}
+		return Commit, d.readForDelivery(ctx, tx, &r, true)
+	}, func() {
+		if !closed {
+			return
+		}
 		c := r.ticket
 		targets := []string{topics.Inbox(c.Customer)}
 		if c.Agent != 0 {
 			targets = append(targets, topics.Inbox(c.Agent))
 		}
-		d.deliver(ticketEvent(wire.EventCSClosed, c, d.names(ctx, c.Customer, c.Agent)), targets...)
-		d.queueEvents(ctx, r)
+		d.deliver(ticketEvent(wire.EventCSClosed, c, r.names), targets...)
+		d.queueEvents(r)
+	})
+	if err != nil {
+		return fmt.Errorf("close session %d: %w", t.ID, err)
 	}
 	return nil
 }
 
 // requeue puts an open ticket back in the queue and tells its agent.
 func (d *dispatcher) requeue(ctx context.Context, t Ticket) error {
-	defer d.locks.lock(topics.ServiceConv(t.Shop, t.Customer))()
 	var r routed
 	requeued := false
-	err := d.store.InSupportTx(ctx, func(tx SupportTx) (TxEnd, error) {
+	err := d.write(ctx, func(ctx context.Context, tx SupportTx) (TxEnd, error) {
 		r, requeued = routed{}, false
 		if _, err := tx.LockShop(ctx, t.Shop); err != nil {
 			return Rollback, err
@@ -500,14 +547,18 @@ func (d *dispatcher) requeue(ctx context.Context, t Ticket) error {
 		}
 		cur.Agent, cur.Status = 0, TicketQueued
 		r.ticket, r.enqueued, requeued = cur, true, true
-		return Commit, tx.UpdateTicket(ctx, cur)
+		if err := tx.UpdateTicket(ctx, cur); err != nil {
+			return Rollback, err
+		}
+		return Commit, d.readForDelivery(ctx, tx, &r, true)
+	}, func() {
+		if requeued {
+			d.deliver(ticketEvent(wire.EventCSTransferred, r.ticket, r.names), topics.Inbox(t.Agent))
+			d.queueEvents(r)
+		}
 	})
 	if err != nil {
 		return fmt.Errorf("requeue session %d: %w", t.ID, err)
-	}
-	if requeued {
-		d.deliver(ticketEvent(wire.EventCSTransferred, r.ticket, d.names(ctx, t.Customer)), topics.Inbox(t.Agent))
-		d.queueEvents(ctx, r)
 	}
 	return nil
 }
@@ -557,9 +608,8 @@ func (d *dispatcher) drain(ctx context.Context, shopID int64) {
 // drainOne assigns one queued ticket if an agent is available. stop
 // reports that nobody is.
 func (d *dispatcher) drainOne(ctx context.Context, q Ticket) (stop bool, err error) {
-	defer d.locks.lock(topics.ServiceConv(q.Shop, q.Customer))()
 	var r routed
-	err = d.store.InSupportTx(ctx, func(tx SupportTx) (TxEnd, error) {
+	err = d.write(ctx, func(ctx context.Context, tx SupportTx) (TxEnd, error) {
 		r, stop = routed{}, false
 		if _, err := tx.LockShop(ctx, q.Shop); err != nil {
 			return Rollback, err
@@ -573,29 +623,85 @@ func (d *dispatcher) drainOne(ctx context.Context, q Ticket) (stop bool, err err
 			stop = err == nil
 			return Rollback, err
 		}
-		_, err = d.assign(ctx, tx, t, agent, &r)
-		return Commit, err
+		if _, err = d.assign(ctx, tx, t, agent, &r); err != nil {
+			return Rollback, err
+		}
+		return Commit, d.readForDelivery(ctx, tx, &r, false)
+	}, func() {
+		if r.assigned {
+			d.deliverRouted(r, 0)
+		}
 	})
-	if err == nil && r.assigned {
-		d.deliverRouted(ctx, r, 0)
-	}
 	return stop, err
+}
+
+// customerState tells a customer that has just subscribed to its inbox
+// (a reload, a second device) where its active tickets stand: cs_queue
+// with its place for a queued one, cs_assigned with its agent for an open
+// one. It runs in the write pipeline, so it is in order with every change
+// to those tickets.
+func (d *dispatcher) customerState(uid int64) {
+	type state struct {
+		t     Ticket
+		pos   int
+		eta   int64
+		names map[int64]string
+	}
+	var states []state
+	d.store.SupportWrite(func(ctx context.Context, tx SupportTx) (TxEnd, error) {
+		states = nil
+		tickets, err := tx.CustomerTickets(ctx, uid)
+		if err != nil {
+			return Rollback, err
+		}
+		for _, t := range tickets {
+			st := state{t: t}
+			switch {
+			case t.Status == TicketQueued:
+				if st.pos, err = tx.QueuePosition(ctx, t); err != nil {
+					return Rollback, err
+				}
+				if interval := d.assignmentInterval(ctx, t.Shop); interval > 0 {
+					st.eta = (int64(st.pos)*interval + 999) / 1000
+				}
+			case t.Agent != 0:
+				st.names = d.names(ctx, t.Customer, t.Agent)
+			}
+			states = append(states, st)
+		}
+		return Rollback, nil // read only
+	}, func(err error) {
+		if err != nil {
+			d.log.Warn("customer's sessions", "uid", uid, "error", err)
+			return
+		}
+		for _, st := range states {
+			if st.t.Status == TicketQueued {
+				ev := wire.QueueEvent{Event: wire.EventCSQueue, Session: st.t.ID, Shop: st.t.Shop, Position: st.pos}
+				if st.eta > 0 {
+					eta := st.eta
+					ev.ETA = &eta
+				}
+				d.deliver(ev, topics.Inbox(uid))
+				continue
+			}
+			if st.names != nil {
+				d.deliver(ticketEvent(wire.EventCSAssigned, st.t, st.names), topics.Inbox(uid))
+			}
+		}
+	})
 }
 
 // queueEvents tells the shop's agents that r's ticket entered or left the
 // queue (cs_queued, cs_dequeued), and has the queued customers told their
 // new positions.
-func (d *dispatcher) queueEvents(ctx context.Context, r routed) {
+func (d *dispatcher) queueEvents(r routed) {
 	if !r.enqueued && !r.dequeued {
 		return
 	}
 	t := r.ticket
-	agents, err := d.store.Agents(ctx, t.Shop)
-	if err != nil {
-		d.log.Warn("queue events: agents", "shop", t.Shop, "error", err)
-	}
-	inboxes := make([]string, 0, len(agents))
-	for _, a := range agents {
+	inboxes := make([]string, 0, len(r.agents))
+	for _, a := range r.agents {
 		if d.live.Online(a.UID) {
 			inboxes = append(inboxes, topics.Inbox(a.UID))
 		}

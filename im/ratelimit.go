@@ -1,6 +1,7 @@
 package im
 
 import (
+	"context"
 	"sync"
 	"time"
 )
@@ -35,6 +36,64 @@ func (l *limiter) allow(uid int64) bool {
 	now := l.now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	b := l.bucket(uid, now)
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
+}
+
+// wait takes one token from uid's bucket, waiting for it when the bucket
+// is empty: MQTT publishers are slowed down, not refused (PROTOCOL.md §9).
+// A wait that would outlast ctx is not started: it fails with
+// ErrRateLimited at once, having taken nothing.
+func (l *limiter) wait(ctx context.Context, uid int64) error {
+	if l.rate <= 0 {
+		return nil
+	}
+	limit := time.Duration(-1)
+	if dl, ok := ctx.Deadline(); ok {
+		limit = dl.Sub(l.now())
+	}
+	d, ok := l.reserve(uid, limit)
+	if !ok {
+		return errorf(ErrRateLimited, "too many messages: slow down")
+	}
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// reserve takes one token from uid's bucket, borrowing it from the future
+// if need be, and returns how long the caller must wait for it; it takes
+// nothing if that is longer than limit (when limit >= 0).
+func (l *limiter) reserve(uid int64, limit time.Duration) (time.Duration, bool) {
+	now := l.now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := l.bucket(uid, now)
+	wait := time.Duration(0)
+	if b.tokens < 1 {
+		wait = time.Duration((1 - b.tokens) / l.rate * float64(time.Second))
+	}
+	if limit >= 0 && wait > limit {
+		return 0, false
+	}
+	b.tokens--
+	return wait, true
+}
+
+// bucket returns uid's bucket, refilled up to now. l.mu is held.
+func (l *limiter) bucket(uid int64, now time.Time) *bucket {
 	b, ok := l.buckets[uid]
 	if !ok {
 		if len(l.buckets) >= 100_000 {
@@ -45,11 +104,7 @@ func (l *limiter) allow(uid int64) bool {
 	}
 	b.tokens = min(l.burst, b.tokens+now.Sub(b.last).Seconds()*l.rate)
 	b.last = now
-	if b.tokens < 1 {
-		return false
-	}
-	b.tokens--
-	return true
+	return b
 }
 
 // prune forgets the buckets that have refilled: they are equivalent to new

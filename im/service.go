@@ -165,6 +165,10 @@ func (s *Service) MayReceive(p Principal, topic string) bool {
 // an agent of drain to it, in the background.
 func (s *Service) UserReachable(uid int64) { s.Support.dispatch.agentReachable(uid) }
 
+// InboxSubscribed says that one of uid's clients has just subscribed to
+// its inbox: as a customer, it is told where its sessions stand.
+func (s *Service) InboxSubscribed(uid int64) { s.Support.dispatch.customerState(uid) }
+
 // SubscribePresence checks that p may follow uid's presence and makes its
 // current state the topic's retained message (see Presence.Subscribe).
 func (s *Service) SubscribePresence(ctx context.Context, p Principal, uid int64) error {

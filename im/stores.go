@@ -44,12 +44,16 @@ type UserStore interface {
 
 // MessageStore keeps conversations, their messages and read positions.
 type MessageStore interface {
-	// AppendMessage stores m in one transaction with the conversation's next
-	// seq (creating the conversation on its first message), and advances the
-	// sender's read position to it when m.From is not 0. If m.CID is set and
-	// m.From already stored a message with that cid in m.Conv, it stores
-	// nothing and returns that message with dup set.
-	AppendMessage(ctx context.Context, m Message) (stored Message, dup bool, err error)
+	// Append queues m for storage with its conversation's next seq
+	// (creating the conversation on its first message), advancing the
+	// sender's read position to it when m.From is not 0. If m.CID is set
+	// and m.From already stored a message with that cid in m.Conv, it
+	// stores nothing and answers that message with dup set. done is
+	// called once m is durably stored (or failed), on the store's pipeline
+	// goroutine, after the answers of every write queued before it (see
+	// SupportStore.SupportWrite): deliveries made from done are in seq
+	// order. done must not block.
+	Append(m Message, done func(stored Message, dup bool, err error))
 	// History returns a page of conv's messages in ascending seq.
 	History(ctx context.Context, conv string, q HistoryQuery) ([]Message, error)
 	// Conversations lists the conversations uid takes part in, newest
@@ -131,10 +135,14 @@ type SupportStore interface {
 	CurrentTicket(ctx context.Context, shop, customer int64) (Ticket, bool, error)
 	// SetUserStatus records a user's online/away choice.
 	SetUserStatus(ctx context.Context, uid int64, status string) error
-	// InSupportTx runs fn in a write transaction, and commits it if fn
-	// returns Commit and no error; otherwise it rolls it back. It returns
-	// fn's error.
-	InSupportTx(ctx context.Context, fn func(SupportTx) (TxEnd, error)) error
+	// SupportWrite queues fn, to run in a write transaction of the store's
+	// pipeline of writes, in the order they are queued; its work is kept
+	// if fn returns Commit and no error. Then after (if not nil) is called
+	// with fn's error, on the pipeline's goroutine, in the order of the
+	// writes: what it delivers is in seq order with every message stored
+	// before and after. after must not block. fn may run more than once
+	// (it must start afresh each time) and gets the context to use.
+	SupportWrite(fn func(ctx context.Context, tx SupportTx) (TxEnd, error), after func(error))
 
 	// IdentitySecret returns the shop's identity secret, first setting it
 	// to fresh if it has none.
@@ -207,6 +215,12 @@ type SupportTx interface {
 	// Append stores a message as MessageStore.AppendMessage does. When it
 	// reports dup, something was written that only a rollback undoes.
 	Append(ctx context.Context, m Message) (stored Message, dup bool, err error)
+	// CustomerTickets returns the customer's queued and open tickets with
+	// every shop.
+	CustomerTickets(ctx context.Context, customer int64) ([]Ticket, error)
+	// QueuePosition returns a queued ticket's place in its shop's queue
+	// (1 is next), in the order of Tickets.
+	QueuePosition(ctx context.Context, t Ticket) (int, error)
 	// Unseen returns the ticket's messages the agent has not been sent, in
 	// seq order: those stored for other agents or while queued, and not in
 	// a backlog it was already sent. It records that the agent has now

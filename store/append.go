@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/jmoiron/sqlx"
@@ -16,14 +17,18 @@ import (
 // The one way messages are stored: appendMessages, in a caller's
 // transaction, for one message or a group of them (batch.go). A message
 // gets its conversation's next seq (the conversation is created on its
-// first message), and its sender's read position moves to it, in a fixed
-// number of statements whatever the group's size:
+// first message), and its sender's read position moves to it, in three
+// statements whatever the group's size, each of a fixed shape and
+// prepared once:
 //
-//	INSERT INTO conversations … ON CONFLICT DO NOTHING   -- only conversations not known to exist
-//	UPDATE conversations SET last_seq = last_seq + n … RETURNING   -- the locks, first
-//	SELECT … FROM messages JOIN (sender, conv, cid) …   -- re-sent cids, under the locks
-//	INSERT INTO messages …
+//	INSERT INTO conversations … ON CONFLICT DO UPDATE SET last_seq = last_seq + n RETURNING   -- the locks, first
+//	INSERT INTO messages … ON CONFLICT (sender, conv_id, cid) DO NOTHING                     -- fewer rows: re-sent cids
 //	INSERT INTO read_positions … ON CONFLICT DO UPDATE …
+//
+// On PostgreSQL the rows of each statement come from one typed array per
+// column, so each runs once per group; on SQLite each runs once per row.
+// Either way its text, and so its plan, never depends on the group's size
+// (see rowsExpr).
 
 // messageColumns declares the messages table's columns once: the name, the
 // SQL type (for the typed rows of a group) and the value of a message.
@@ -97,26 +102,18 @@ func keyOf(m im.Message) dupKey { return dupKey{m.From, m.Conv, m.CID} }
 
 // appended is what appendMessages did.
 type appended struct {
-	msgs    []im.Message          // stored, in the order given, with their seqs
-	dups    map[dupKey]im.Message // messages found stored before: nothing was stored, roll back
-	created []string              // conversations created: known once the transaction commits
+	msgs []im.Message          // stored, in the order given, with their seqs
+	dups map[dupKey]im.Message // messages found stored before: nothing was stored, roll back
 }
 
 // appendMessages stores msgs in tx. Messages of one conversation get
 // consecutive seqs in the order given. If any was stored before (same
-// sender, conversation and cid), it stores nothing and returns those in
-// dups: the caller must roll back, the seqs having been taken.
+// sender, conversation and cid), it returns those in dups: the caller
+// must roll back, the seqs having been taken.
 func (s *Store) appendMessages(ctx context.Context, tx *sqlx.Tx, msgs []im.Message) (appended, error) {
 	var res appended
-	var err error
-	if res.created, err = s.createConversations(ctx, tx, msgs); err != nil {
-		return res, err
-	}
 	seqs, err := s.bumpSeqs(ctx, tx, msgs)
 	if err != nil {
-		return res, err
-	}
-	if res.dups, err = s.findDups(ctx, tx, msgs); err != nil || len(res.dups) > 0 {
 		return res, err
 	}
 	res.msgs = make([]im.Message, len(msgs))
@@ -124,126 +121,190 @@ func (s *Store) appendMessages(ctx context.Context, tx *sqlx.Tx, msgs []im.Messa
 		m.Seq = seqs[i]
 		res.msgs[i] = m
 	}
-	if err := s.insertMessages(ctx, tx, res.msgs); err != nil {
+	inserted, err := s.insertMessages(ctx, tx, res.msgs)
+	if err != nil {
 		return res, err
+	}
+	if inserted < len(msgs) { // some were re-sent: find them, under the locks
+		if res.dups, err = s.findDups(ctx, tx, msgs); err != nil {
+			return res, err
+		}
+		if len(res.dups) == 0 {
+			return res, fmt.Errorf("insert messages: %d of %d stored, and no copy found", inserted, len(msgs))
+		}
+		return res, nil
 	}
 	return res, s.advanceReaders(ctx, tx, res.msgs)
 }
 
 // appendTx stores one message in tx, as appendMessages does. dup reports
 // a re-sent message, returned as first stored: the caller must roll back.
-func (s *Store) appendTx(ctx context.Context, tx *sqlx.Tx, m im.Message) (_ im.Message, dup bool, created []string, _ error) {
+func (s *Store) appendTx(ctx context.Context, tx *sqlx.Tx, m im.Message) (_ im.Message, dup bool, _ error) {
 	res, err := s.appendMessages(ctx, tx, []im.Message{m})
 	if err != nil {
-		return im.Message{}, false, nil, err
+		return im.Message{}, false, err
 	}
-	if d, ok := res.dups[keyOf(m)]; ok {
-		return d, true, nil, nil
+	if d, ok := res.dups[keyOf(m)]; ok && d.ID != m.ID {
+		return d, true, nil
 	}
-	return res.msgs[0], false, res.created, nil
+	return res.msgs[0], false, nil
 }
 
-// conversationColumns are a conversation row's columns; conversationRow
-// gives their values, the participant columns derived from the id.
+// conversationColumns are a conversation row's columns.
 const conversationColumns = `conv_id, kind, user_a, user_b, room_id, shop_id, customer, last_seq, updated_at`
 
-func conversationRow(conv string, lastSeq, now int64) ([]any, error) {
-	c, err := topics.ParseConv(conv)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", im.ErrInvalid, err)
-	}
-	return []any{conv, string(c.Kind), nullInt(c.A), nullInt(c.B), nullInt(c.Room), nullInt(c.Shop), nullInt(c.Customer), lastSeq, now}, nil
+// The append path's statements, each of one text whatever the number of
+// rows (see rowsExpr), prepared at Open.
+func (s *Store) sqlBumpSeqs() string {
+	return `
+		INSERT INTO conversations (` + conversationColumns + `)
+		SELECT ` + conversationColumns + ` FROM ` + s.rowsExpr(convCols(nil)) + ` WHERE true
+		ON CONFLICT (conv_id) DO UPDATE SET last_seq = conversations.last_seq + excluded.last_seq, updated_at = excluded.updated_at
+		RETURNING conv_id, last_seq`
 }
 
-// createConversations inserts the conversations of msgs not known to
-// exist, and returns their ids.
-func (s *Store) createConversations(ctx context.Context, tx *sqlx.Tx, msgs []im.Message) ([]string, error) {
-	var (
-		ids  []string
-		rows [][]any
-	)
-	for _, m := range msgs {
-		if s.knownConvs.has(m.Conv) || containsString(ids, m.Conv) {
-			continue
-		}
-		row, err := conversationRow(m.Conv, 0, m.TS)
-		if err != nil {
-			return nil, err
-		}
-		ids, rows = append(ids, m.Conv), append(rows, row)
-	}
-	if len(ids) == 0 {
-		return nil, nil
-	}
-	placeholders := "(" + strings.TrimSuffix(strings.Repeat("?, ", len(rows[0])), ", ") + ")"
-	vals := make([]string, len(rows))
-	var args []any
-	for i, row := range rows {
-		vals[i] = placeholders
-		args = append(args, row...)
-	}
-	_, err := tx.ExecContext(ctx, tx.Rebind(`
-		INSERT INTO conversations (`+conversationColumns+`) VALUES `+strings.Join(vals, ", ")+` ON CONFLICT (conv_id) DO NOTHING`), args...)
-	if err != nil {
-		return nil, fmt.Errorf("create conversations: %w", mapErr(err))
-	}
-	return ids, nil
+func (s *Store) sqlInsertMessages() string {
+	return `
+		INSERT INTO messages (` + messageSelect("") + `) SELECT ` + messageSelect("v") + ` FROM ` + s.rowsExpr(msgCols(nil)) + ` WHERE true
+		ON CONFLICT (sender, conv_id, cid) WHERE cid IS NOT NULL DO NOTHING`
 }
 
-func containsString(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
+func (s *Store) sqlFindDups() string {
+	return `SELECT ` + messageSelect("m") + ` FROM messages m JOIN ` + s.rowsExpr(dupCols(nil)) + `
+		ON m.sender = v.sender AND m.conv_id = v.conv_id AND m.cid = v.cid`
+}
+
+func (s *Store) sqlAdvanceReaders() string {
+	return `
+		INSERT INTO read_positions (conv_id, uid, read_seq) SELECT v.conv_id, v.uid, v.read_seq FROM ` + s.rowsExpr(readerCols(nil, nil)) + ` WHERE true
+		ON CONFLICT (conv_id, uid) DO UPDATE SET read_seq = excluded.read_seq
+		WHERE read_positions.read_seq < excluded.read_seq`
+}
+
+// appendSQL holds the append path's statements, built once for the
+// store's engine.
+type appendSQL struct {
+	bumpSeqs, insertMessages, findDups, advanceReaders string
+}
+
+func (s *Store) buildAppendSQL() appendSQL {
+	return appendSQL{s.sqlBumpSeqs(), s.sqlInsertMessages(), s.sqlFindDups(), s.sqlAdvanceReaders()}
+}
+
+func (q appendSQL) all() []string {
+	return []string{q.bumpSeqs, q.insertMessages, q.findDups, q.advanceReaders}
+}
+
+func convCols(rows []*convRow) []column {
+	return []column{
+		{"conv_id", "TEXT", func(i int) any { return rows[i].id }},
+		{"kind", "TEXT", func(i int) any { return string(rows[i].c.Kind) }},
+		{"user_a", "BIGINT", func(i int) any { return nullInt(rows[i].c.A) }},
+		{"user_b", "BIGINT", func(i int) any { return nullInt(rows[i].c.B) }},
+		{"room_id", "BIGINT", func(i int) any { return nullInt(rows[i].c.Room) }},
+		{"shop_id", "BIGINT", func(i int) any { return nullInt(rows[i].c.Shop) }},
+		{"customer", "BIGINT", func(i int) any { return nullInt(rows[i].c.Customer) }},
+		{"last_seq", "BIGINT", func(i int) any { return rows[i].n }},
+		{"updated_at", "BIGINT", func(i int) any { return rows[i].ts }},
 	}
-	return false
+}
+
+func msgCols(msgs []im.Message) []column {
+	cols := make([]column, len(messageColumns))
+	for j, c := range messageColumns {
+		cols[j] = column{c.name, c.typ, func(i int) any { return c.value(&msgs[i]) }}
+	}
+	return cols
+}
+
+func dupCols(msgs []*im.Message) []column {
+	return []column{
+		{"sender", "BIGINT", func(i int) any { return msgs[i].From }},
+		{"conv_id", "TEXT", func(i int) any { return msgs[i].Conv }},
+		{"cid", "TEXT", func(i int) any { return msgs[i].CID }},
+	}
+}
+
+// reader is a sender's read position in a conversation.
+type reader struct {
+	conv string
+	uid  int64
+}
+
+func readerCols(order []reader, top map[reader]int64) []column {
+	return []column{
+		{"conv_id", "TEXT", func(i int) any { return order[i].conv }},
+		{"uid", "BIGINT", func(i int) any { return order[i].uid }},
+		{"read_seq", "BIGINT", func(i int) any { return top[order[i]] }},
+	}
+}
+
+// convRow is a conversation as bumpSeqs upserts it: n is how many messages
+// of the group are its.
+type convRow struct {
+	id       string
+	c        topics.Conv
+	n, ts    int64
+	firstSeq int64
+}
+
+// lastSeq is a conversation's last seq.
+type lastSeq struct {
+	Conv    string `db:"conv_id"`
+	LastSeq int64  `db:"last_seq"`
 }
 
 // bumpSeqs raises each conversation's last_seq by its number of messages,
-// in one statement, and returns each message's seq.
+// creating the conversations not there yet, in one statement, and returns
+// each message's seq. Conversations are locked in the order of their ids,
+// so two groups never wait for each other crosswise.
 func (s *Store) bumpSeqs(ctx context.Context, tx *sqlx.Tx, msgs []im.Message) ([]int64, error) {
-	var (
-		order []string
-		n     = map[string]int64{}
-		ts    = map[string]int64{}
-	)
+	byID := map[string]*convRow{}
+	var rows []*convRow
 	for _, m := range msgs {
-		if _, ok := n[m.Conv]; !ok {
-			order = append(order, m.Conv)
+		r := byID[m.Conv]
+		if r == nil {
+			c, err := topics.ParseConv(m.Conv)
+			if err != nil {
+				return nil, fmt.Errorf("%w: %w", im.ErrInvalid, err)
+			}
+			r = &convRow{id: m.Conv, c: c}
+			byID[m.Conv] = r
+			rows = append(rows, r)
 		}
-		n[m.Conv]++
-		ts[m.Conv] = max(ts[m.Conv], m.TS)
+		r.n++
+		r.ts = max(r.ts, m.TS)
 	}
-	values, args := s.rowsOf(len(order),
-		column{"conv_id", "TEXT", func(i int) any { return order[i] }},
-		column{"n", "BIGINT", func(i int) any { return n[order[i]] }},
-		column{"ts", "BIGINT", func(i int) any { return ts[order[i]] }})
-	var last []struct {
-		Conv    string `db:"conv_id"`
-		LastSeq int64  `db:"last_seq"`
-	}
-	err := tx.SelectContext(ctx, &last, tx.Rebind(`
-		UPDATE conversations SET last_seq = conversations.last_seq + v.n, updated_at = v.ts
-		FROM `+values+`
-		WHERE conversations.conv_id = v.conv_id
-		RETURNING conversations.conv_id, conversations.last_seq`), args...)
+	slices.SortFunc(rows, func(a, b *convRow) int { return strings.Compare(a.id, b.id) })
+	last, err := selectRows[lastSeq](ctx, s, tx, s.sql.bumpSeqs, len(rows), convCols(rows))
 	if err != nil {
 		return nil, fmt.Errorf("next seqs: %w", mapErr(err))
 	}
-	next := make(map[string]int64, len(last))
 	for _, l := range last {
-		next[l.Conv] = l.LastSeq - n[l.Conv] + 1
+		if r := byID[l.Conv]; r != nil {
+			r.firstSeq = l.LastSeq - r.n + 1
+		}
 	}
 	seqs := make([]int64, len(msgs))
 	for i, m := range msgs {
-		seq, ok := next[m.Conv]
-		if !ok {
+		r := byID[m.Conv]
+		if r.firstSeq <= 0 {
 			return nil, fmt.Errorf("next seq of %s: %w", m.Conv, im.ErrNotFound)
 		}
-		seqs[i] = seq
-		next[m.Conv] = seq + 1
+		seqs[i] = r.firstSeq
+		r.firstSeq++
 	}
 	return seqs, nil
+}
+
+// insertMessages inserts msgs, skipping those already stored under their
+// (sender, conversation, cid), and returns how many it inserted.
+func (s *Store) insertMessages(ctx context.Context, tx *sqlx.Tx, msgs []im.Message) (int, error) {
+	n, err := execRows(ctx, s, tx, s.sql.insertMessages, len(msgs), msgCols(msgs))
+	if err != nil {
+		return 0, fmt.Errorf("insert messages: %w", mapErr(err))
+	}
+	return int(n), nil
 }
 
 // findDups returns the messages of msgs already stored under their
@@ -259,13 +320,8 @@ func (s *Store) findDups(ctx context.Context, tx *sqlx.Tx, msgs []im.Message) (m
 	if len(withCID) == 0 {
 		return nil, nil
 	}
-	values, args := s.rowsOf(len(withCID),
-		column{"sender", "BIGINT", func(i int) any { return withCID[i].From }},
-		column{"conv_id", "TEXT", func(i int) any { return withCID[i].Conv }},
-		column{"cid", "TEXT", func(i int) any { return withCID[i].CID }})
-	var rows []messageRow
-	if err := tx.SelectContext(ctx, &rows, tx.Rebind(`SELECT `+messageSelect("m")+` FROM messages m JOIN `+values+`
-		ON m.sender = v.sender AND m.conv_id = v.conv_id AND m.cid = v.cid`), args...); err != nil {
+	rows, err := selectRows[messageRow](ctx, s, tx, s.sql.findDups, len(withCID), dupCols(withCID))
+	if err != nil {
 		return nil, fmt.Errorf("find re-sent messages: %w", mapErr(err))
 	}
 	if len(rows) == 0 {
@@ -279,26 +335,8 @@ func (s *Store) findDups(ctx context.Context, tx *sqlx.Tx, msgs []im.Message) (m
 	return dups, nil
 }
 
-func (s *Store) insertMessages(ctx context.Context, tx *sqlx.Tx, msgs []im.Message) error {
-	cols := make([]column, len(messageColumns))
-	for j, c := range messageColumns {
-		cols[j] = column{c.name, c.typ, func(i int) any { return c.value(&msgs[i]) }}
-	}
-	values, args := s.rowsOf(len(msgs), cols...)
-	names := messageSelect("")
-	_, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO messages (`+names+`) SELECT `+messageSelect("v")+` FROM `+values), args...)
-	if err != nil {
-		return fmt.Errorf("insert messages: %w", mapErr(err))
-	}
-	return nil
-}
-
 // advanceReaders moves each sender's read position to its last message.
 func (s *Store) advanceReaders(ctx context.Context, tx *sqlx.Tx, msgs []im.Message) error {
-	type reader struct {
-		conv string
-		uid  int64
-	}
 	top := map[reader]int64{}
 	var order []reader
 	for _, m := range msgs {
@@ -314,15 +352,7 @@ func (s *Store) advanceReaders(ctx context.Context, tx *sqlx.Tx, msgs []im.Messa
 	if len(order) == 0 {
 		return nil
 	}
-	values, args := s.rowsOf(len(order),
-		column{"conv_id", "TEXT", func(i int) any { return order[i].conv }},
-		column{"uid", "BIGINT", func(i int) any { return order[i].uid }},
-		column{"read_seq", "BIGINT", func(i int) any { return top[order[i]] }})
-	_, err := tx.ExecContext(ctx, tx.Rebind(`
-		INSERT INTO read_positions (conv_id, uid, read_seq) SELECT v.conv_id, v.uid, v.read_seq FROM `+values+` WHERE true
-		ON CONFLICT (conv_id, uid) DO UPDATE SET read_seq = excluded.read_seq
-		WHERE read_positions.read_seq < excluded.read_seq`), args...)
-	if err != nil {
+	if _, err := execRows(ctx, s, tx, s.sql.advanceReaders, len(order), readerCols(order, top)); err != nil {
 		return fmt.Errorf("advance read positions: %w", mapErr(err))
 	}
 	return nil

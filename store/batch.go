@@ -12,30 +12,45 @@ import (
 	"github.com/imserver/imserver/im"
 )
 
-// The appender commits messages in groups. Each AppendMessage call queues
-// its message and waits; a worker takes everything queued, stores it in one
-// transaction with appendMessages (a fixed handful of multi-row
-// statements), commits once, and answers every caller. Nothing waits on purpose: while one group commits,
-// the next one queues, so groups grow with the load and a lone message is
-// committed at once. Every caller still gets its answer only after its
-// message is durably committed, so "stored before acknowledged" holds.
+// The write pipeline. Every message, and every customer-service
+// transaction, is a write queued here; one worker takes everything queued,
+// runs it in one transaction, commits once, and hands the answers to a
+// second goroutine, which calls each write's done in the order the writes
+// were queued, while the worker commits the next group. Nothing waits on
+// purpose: while one group commits, the next one queues, so groups grow
+// with the load and a lone write is committed at once.
 //
-// Callers of the domain hold the conversation's in-process lock across an
-// append, so one group never holds two messages of one conversation from
-// this process, and two groups in flight never touch the same conversation
-// row; a group can still meet another server's transaction, and if
-// anything in a group fails (a lock conflict, a duplicate raced in by
-// another server), its messages are stored one by one instead, each with
-// its own answer.
+// Every done runs after its write is durably committed, so "stored before
+// acknowledged" holds; and since groups commit one after the other and
+// their answers come in queue order, deliveries made from done reach
+// subscribers in seq order without any lock.
+//
+// In a group, consecutive messages are stored together by appendMessages;
+// a transaction function (a job) runs in a savepoint of its own, so that
+// its rollback undoes only its own work. If the group fails (a lock
+// conflict, a duplicate raced in by another server sharing the database),
+// its writes run again one by one, each with its own answer.
 
-// maxGroup bounds a group: SQL statements have a bounded number of
-// parameters, and a huge group would make its first caller wait long.
-const maxGroup = 256
+// maxGroup bounds a group: a huge group would make its first write wait
+// long.
+const maxGroup = 512
 
+// appendReq is a write waiting its turn: a message to store (done is
+// called with it stored) or a job to run (after is called with its
+// result).
 type appendReq struct {
-	ctx  context.Context
-	m    im.Message
-	done chan appendRes // buffered: the worker never blocks on it
+	m     im.Message
+	done  func(m im.Message, dup bool, err error)
+	job   func(ctx context.Context, tx *sqlx.Tx) (im.TxEnd, error)
+	after func(err error)
+}
+
+func (r *appendReq) isJob() bool { return r.job != nil }
+
+// answered is a stored group, with each write's answer.
+type answered struct {
+	reqs []*appendReq
+	res  []appendRes
 }
 
 type appendRes struct {
@@ -44,73 +59,95 @@ type appendRes struct {
 	err error
 }
 
-type appender struct {
-	s       *Store
-	queue   chan *appendReq
-	quit    chan struct{} // closed by Close: workers finish what is queued and stop
-	stopped chan struct{} // closed once every worker has stopped
+func (r *appendReq) answer(res appendRes) {
+	if r.isJob() {
+		if r.after != nil {
+			r.after(res.err)
+		}
+		return
+	}
+	r.done(res.m, res.dup, res.err)
 }
 
-// errStoreClosed answers appends after Close.
+type appender struct {
+	s       *Store
+	mu      sync.RWMutex // held for reading while queueing, for writing by close
+	closed  bool
+	queue   chan *appendReq
+	answers chan answered
+	quit    chan struct{} // closed by close: the worker stores what is queued and stops
+	stopped chan struct{} // closed once every answer is given
+}
+
+// errStoreClosed answers writes queued after Close.
 var errStoreClosed = errors.New("store is closed")
 
-func newAppender(s *Store, workers int) *appender {
-	a := &appender{s: s, queue: make(chan *appendReq, 4096), quit: make(chan struct{}), stopped: make(chan struct{})}
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			a.work()
-		}()
-	}
-	go func() {
-		wg.Wait()
-		close(a.stopped)
-	}()
+func newAppender(s *Store) *appender {
+	a := &appender{s: s, queue: make(chan *appendReq, 4*maxGroup), answers: make(chan answered, 4),
+		quit: make(chan struct{}), stopped: make(chan struct{})}
+	go a.work()
+	go a.answer()
 	return a
 }
 
-func (a *appender) append(ctx context.Context, m im.Message) (im.Message, bool, error) {
-	req := &appendReq{ctx: ctx, m: m, done: make(chan appendRes, 1)}
+// push queues r. It blocks while the queue is full: the caller is slowed
+// down to what the database takes.
+func (a *appender) push(r *appendReq) {
+	a.mu.RLock()
+	if a.closed {
+		a.mu.RUnlock()
+		r.answer(appendRes{err: errStoreClosed})
+		return
+	}
+	a.queue <- r // the worker runs until close, which waits for us
+	a.mu.RUnlock()
+}
+
+// append queues m; done is called once it is stored (or failed), on the
+// appender's answering goroutine: it must not block for long.
+func (a *appender) append(m im.Message, done func(im.Message, bool, error)) {
+	a.push(&appendReq{m: m, done: done})
+}
+
+// appendWait is append for a caller that waits for the answer.
+func (a *appender) appendWait(ctx context.Context, m im.Message) (im.Message, bool, error) {
+	ch := make(chan appendRes, 1)
+	a.append(m, func(m im.Message, dup bool, err error) { ch <- appendRes{m, dup, err} })
 	select {
-	case a.queue <- req:
-	case <-a.quit:
-		return im.Message{}, false, errStoreClosed
+	case r := <-ch:
+		return r.m, r.dup, r.err
 	case <-ctx.Done():
 		return im.Message{}, false, ctx.Err()
 	}
-	select {
-	case r := <-req.done:
-		return r.m, r.dup, r.err
-	case <-a.stopped: // stopped without taking it
-		select {
-		case r := <-req.done:
-			return r.m, r.dup, r.err
-		default:
-			return im.Message{}, false, errStoreClosed
-		}
-	}
 }
 
-// close stops the workers once what is queued is stored.
+// runJob queues fn, to run in a transaction of the pipeline (committed
+// unless it fails or returns Rollback); after, if not nil, is called with
+// its error on the answering goroutine, in queue order.
+func (a *appender) runJob(fn func(ctx context.Context, tx *sqlx.Tx) (im.TxEnd, error), after func(error)) {
+	a.push(&appendReq{job: fn, after: after})
+}
+
+// close stores what is queued, answers it, and stops.
 func (a *appender) close() {
-	select {
-	case <-a.quit:
-	default:
-		close(a.quit)
+	a.mu.Lock()
+	first := !a.closed
+	a.closed = true
+	a.mu.Unlock()
+	if first {
+		close(a.quit) // nothing can be queued any more: the worker drains the queue and stops
 	}
 	<-a.stopped
 }
 
 func (a *appender) work() {
+	defer close(a.answers)
 	for {
-		var first *appendReq
 		select {
-		case first = <-a.queue:
+		case first := <-a.queue:
+			a.run(a.gather(first))
 		case <-a.quit:
-			// Store what was queued before Close, then stop.
-			for {
+			for { // store what was queued before close, then stop
 				select {
 				case r := <-a.queue:
 					a.run(a.gather(r))
@@ -119,7 +156,16 @@ func (a *appender) work() {
 				}
 			}
 		}
-		a.run(a.gather(first))
+	}
+}
+
+// answer calls the done of every write, in queue order.
+func (a *appender) answer() {
+	defer close(a.stopped)
+	for g := range a.answers {
+		for i, r := range g.reqs {
+			r.answer(g.res[i])
+		}
 	}
 }
 
@@ -137,87 +183,194 @@ func (a *appender) gather(first *appendReq) []*appendReq {
 	return group
 }
 
-// run stores a group and answers its callers.
+// run stores a group and hands its answers on.
 func (a *appender) run(group []*appendReq) {
-	live := group[:0]
-	for _, r := range group {
-		if err := r.ctx.Err(); err != nil {
-			r.done <- appendRes{err: err}
-			continue
-		}
-		live = append(live, r)
-	}
-	if len(live) == 0 {
-		return
-	}
-	// The group's transaction outlives any one caller's deadline: it is
-	// everyone's.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	for len(live) > 0 {
-		res, err := a.storeGroup(ctx, live)
-		if err == nil && len(res.dups) == 0 {
-			for i, r := range live {
-				r.done <- appendRes{m: res.msgs[i]}
+	res := make([]appendRes, len(group))
+	// A message re-sent while its first copy waits in the same group (same
+	// sender, conversation and cid) follows that copy: stored once,
+	// answered as a re-send.
+	follows := map[int]int{}
+	leaders := map[dupKey]int{}
+	var live []int // indexes of the writes still to run
+	for i, r := range group {
+		if !r.isJob() && r.m.CID != "" {
+			if l, ok := leaders[keyOf(r.m)]; ok {
+				follows[i] = l
+				continue
 			}
-			return
+			leaders[keyOf(r.m)] = i
 		}
+		live = append(live, i)
+	}
+	for len(live) > 0 {
+		dups, err := a.runGroup(ctx, group, live, res)
 		if err != nil {
 			break
 		}
+		if len(dups) == 0 {
+			live = nil
+			break
+		}
 		// Re-sent messages found: answer them with the stored copy and
-		// store the rest without them.
+		// run the rest without them.
 		rest := live[:0]
-		for _, r := range live {
-			if d, ok := res.dups[keyOf(r.m)]; ok && r.m.CID != "" {
-				r.done <- appendRes{m: d, dup: true}
+		for _, i := range live {
+			m := group[i].m
+			// A copy with the message's own id is the message itself,
+			// inserted by this transaction before the rollback.
+			if d, ok := dups[keyOf(m)]; ok && !group[i].isJob() && m.CID != "" && d.ID != m.ID {
+				res[i] = appendRes{m: d, dup: true}
 			} else {
-				rest = append(rest, r)
+				rest = append(rest, i)
 			}
 		}
 		if len(rest) == len(live) {
-			break // the duplicates match nobody here: store one by one
+			break // the duplicates match nobody here: one by one
 		}
 		live = rest
 	}
-	// Something failed: store them one by one, each with its own answer.
-	for _, r := range live {
-		var res appendRes
-		var created []string
-		end, err := a.s.inTx(ctx, func(tx *sqlx.Tx) (im.TxEnd, error) {
-			var err error
-			if res.m, res.dup, created, err = a.s.appendTx(ctx, tx, r.m); err != nil || res.dup {
+	// The group failed: run its writes one by one, each with its own
+	// answer.
+	for _, i := range live {
+		res[i] = a.runAlone(ctx, group[i])
+	}
+	for i, l := range follows {
+		res[i] = res[l]
+		if res[i].err == nil {
+			res[i].dup = true
+		}
+	}
+	a.answers <- answered{reqs: group, res: res}
+}
+
+// runGroup runs the writes live of group in one transaction and, once it
+// is committed, fills their answers in res. If some messages were stored
+// before (same sender, conversation and cid), it rolls back and returns
+// them in dups. An error means the group failed as a whole.
+func (a *appender) runGroup(ctx context.Context, group []*appendReq, live []int, res []appendRes) (map[dupKey]im.Message, error) {
+	out := make([]appendRes, len(live))
+	var dups map[dupKey]im.Message
+	savepoints := len(live) > 1
+	_, err := a.s.inTx(ctx, func(tx *sqlx.Tx) (im.TxEnd, error) {
+		for k := 0; k < len(live); {
+			if r := group[live[k]]; r.isJob() {
+				var err error
+				if out[k].err, err = a.s.runSaved(ctx, tx, r.job, savepoints); err != nil {
+					return im.Rollback, err
+				}
+				if !savepoints && out[k].err != nil {
+					return im.Rollback, nil // the lone job failed: nothing else to keep
+				}
+				k++
+				continue
+			}
+			// The messages up to the next job, stored together.
+			n := k
+			for n < len(live) && !group[live[n]].isJob() {
+				n++
+			}
+			msgs := make([]im.Message, n-k)
+			for j := range msgs {
+				msgs[j] = group[live[k+j]].m
+			}
+			stored, err := a.s.appendMessages(ctx, tx, msgs)
+			if err != nil {
 				return im.Rollback, err
 			}
-			return im.Commit, nil
-		})
-		if err != nil {
-			res = appendRes{err: fmt.Errorf("append to %s: %w", r.m.Conv, err)}
-		} else if end == im.Commit {
-			a.s.knownConvs.add(created...)
+			if len(stored.dups) > 0 {
+				dups = stored.dups
+				return im.Rollback, nil
+			}
+			for j, m := range stored.msgs {
+				out[k+j] = appendRes{m: m}
+			}
+			k = n
 		}
-		r.done <- res
+		return im.Commit, nil
+	})
+	if err != nil || dups != nil {
+		return dups, err
+	}
+	for k, i := range live {
+		if errors.Is(out[k].err, errRolledBack) {
+			out[k].err = nil
+		}
+		res[i] = out[k]
+	}
+	return nil, nil
+}
+
+// runSaved runs a job in tx, in a savepoint of its own when saved, and
+// returns the job's own error. The savepoint is released if the job
+// succeeds and wants its work kept, rolled back to otherwise. err reports
+// that tx itself failed.
+func (s *Store) runSaved(ctx context.Context, tx *sqlx.Tx, job func(context.Context, *sqlx.Tx) (im.TxEnd, error), saved bool) (jobErr, err error) {
+	if !saved {
+		end, jobErr := job(ctx, tx)
+		if transient(jobErr) {
+			return nil, jobErr
+		}
+		if jobErr == nil && end == im.Rollback {
+			jobErr = errRolledBack
+		}
+		return jobErr, nil
+	}
+	if _, err := tx.ExecContext(ctx, `SAVEPOINT job`); err != nil {
+		return nil, mapErr(err)
+	}
+	end, jobErr := job(ctx, tx)
+	if transient(jobErr) {
+		// A deadlock with another server's transaction, say: the whole
+		// group runs again, one write at a time.
+		return nil, jobErr
+	}
+	if jobErr != nil || end == im.Rollback {
+		if _, err := tx.ExecContext(ctx, `ROLLBACK TO SAVEPOINT job`); err != nil {
+			return jobErr, mapErr(err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `RELEASE SAVEPOINT job`); err != nil {
+		return jobErr, mapErr(err)
+	}
+	return jobErr, nil
+}
+
+// errRolledBack marks a lone job that chose to roll back: its transaction
+// ends, and the job's answer is no error.
+var errRolledBack = errors.New("rolled back")
+
+// runAlone runs one write in a transaction of its own, again while it
+// fails for a transient reason (a few times).
+func (a *appender) runAlone(ctx context.Context, r *appendReq) appendRes {
+	for attempt := 1; ; attempt++ {
+		res := a.runOnce(ctx, r)
+		if attempt == 4 || !transient(res.err) || ctx.Err() != nil {
+			return res
+		}
+		time.Sleep(time.Duration(attempt) * 10 * time.Millisecond)
 	}
 }
 
-// storeGroup stores a group in one transaction. If some messages were
-// already stored (same sender, conversation and cid), it stores nothing and
-// returns them in dups.
-func (a *appender) storeGroup(ctx context.Context, group []*appendReq) (appended, error) {
-	msgs := make([]im.Message, len(group))
-	for i, r := range group {
-		msgs[i] = r.m
-	}
-	var res appended
-	end, err := a.s.inTx(ctx, func(tx *sqlx.Tx) (im.TxEnd, error) {
+// runOnce runs one write in a transaction of its own.
+func (a *appender) runOnce(ctx context.Context, r *appendReq) appendRes {
+	var res appendRes
+	_, err := a.s.inTx(ctx, func(tx *sqlx.Tx) (im.TxEnd, error) {
+		if r.isJob() {
+			return r.job(ctx, tx)
+		}
 		var err error
-		if res, err = a.s.appendMessages(ctx, tx, msgs); err != nil || len(res.dups) > 0 {
+		if res.m, res.dup, err = a.s.appendTx(ctx, tx, r.m); err != nil || res.dup {
 			return im.Rollback, err
 		}
 		return im.Commit, nil
 	})
-	if err == nil && end == im.Commit {
-		a.s.knownConvs.add(res.created...)
+	if err != nil {
+		if r.isJob() {
+			return appendRes{err: err}
+		}
+		return appendRes{err: fmt.Errorf("append to %s: %w", r.m.Conv, err)}
 	}
-	return res, err
+	return res
 }

@@ -267,26 +267,21 @@ func (s *Store) SetUserStatus(ctx context.Context, uid int64, status string) err
 	return nil
 }
 
-// InSupportTx implements im.SupportStore.
-func (s *Store) InSupportTx(ctx context.Context, fn func(im.SupportTx) (im.TxEnd, error)) error {
-	var t *supportTx
-	end, err := s.inTx(ctx, func(tx *sqlx.Tx) (im.TxEnd, error) {
-		t = &supportTx{s: s, tx: tx}
-		return fn(t)
-	})
-	if err == nil && end == im.Commit {
-		s.knownConvs.add(t.created...)
-	}
-	return err
+// SupportWrite implements im.SupportStore: fn runs in the write pipeline
+// (batch.go), in the transaction of a group, and after is called in the
+// pipeline's order.
+func (s *Store) SupportWrite(fn func(context.Context, im.SupportTx) (im.TxEnd, error), after func(error)) {
+	s.appender.runJob(func(ctx context.Context, tx *sqlx.Tx) (im.TxEnd, error) {
+		return fn(ctx, &supportTx{s: s, tx: tx})
+	}, after)
 }
 
 // supportTx implements im.SupportTx. Row locks (FOR UPDATE) exist on
 // PostgreSQL only; SQLite's write transactions (BEGIN IMMEDIATE, one writer
 // connection) are serialised as a whole.
 type supportTx struct {
-	s       *Store
-	tx      *sqlx.Tx
-	created []string // conversations created, known once committed
+	s  *Store
+	tx *sqlx.Tx
 }
 
 func (t *supportTx) forUpdate() string {
@@ -373,12 +368,36 @@ func (t *supportTx) MarkAssigned(ctx context.Context, shop, uid, now int64) erro
 }
 
 func (t *supportTx) Append(ctx context.Context, m im.Message) (im.Message, bool, error) {
-	stored, dup, created, err := t.s.appendTx(ctx, t.tx, m)
+	stored, dup, err := t.s.appendTx(ctx, t.tx, m)
 	if err != nil {
 		return im.Message{}, false, fmt.Errorf("append to %s: %w", m.Conv, err)
 	}
-	t.created = append(t.created, created...)
 	return stored, dup, nil
+}
+
+func (t *supportTx) CustomerTickets(ctx context.Context, customer int64) ([]im.Ticket, error) {
+	var rows []ticketRow
+	err := t.tx.SelectContext(ctx, &rows, t.tx.Rebind(`
+		SELECT `+ticketColumns+` FROM cs_sessions WHERE customer = ? AND status <> 'closed' ORDER BY session_id`), customer)
+	if err != nil {
+		return nil, fmt.Errorf("sessions of customer %d: %w", customer, mapErr(err))
+	}
+	out := make([]im.Ticket, len(rows))
+	for i, r := range rows {
+		out[i] = r.ticket()
+	}
+	return out, nil
+}
+
+func (t *supportTx) QueuePosition(ctx context.Context, tk im.Ticket) (int, error) {
+	var ahead int
+	err := t.tx.GetContext(ctx, &ahead, t.tx.Rebind(`
+		SELECT COUNT(*) FROM cs_sessions WHERE shop_id = ? AND status = 'queued'
+		AND (created_at < ? OR (created_at = ? AND session_id < ?))`), tk.Shop, tk.CreatedAt, tk.CreatedAt, tk.ID)
+	if err != nil {
+		return 0, fmt.Errorf("queue position of session %d: %w", tk.ID, mapErr(err))
+	}
+	return ahead + 1, nil
 }
 
 func (t *supportTx) Unseen(ctx context.Context, ticket, agent int64) ([]im.Message, error) {

@@ -43,3 +43,22 @@ func mapErr(err error) error {
 	}
 	return err
 }
+
+// transient reports a failure that says nothing of the work itself and
+// goes away if the transaction is run again: a deadlock or a
+// serialisation failure between transactions of several servers sharing a
+// PostgreSQL database, or SQLite's database-busy.
+func transient(err error) bool {
+	var pqErr *pq.Error
+	if errors.As(err, &pqErr) {
+		switch pqErr.Code {
+		case "40P01", "40001", "55P03": // deadlock_detected, serialization_failure, lock_not_available
+			return true
+		}
+	}
+	var liteErr *sqlite.Error
+	if errors.As(err, &liteErr) {
+		return liteErr.Code()&0xff == sqlite3.SQLITE_BUSY
+	}
+	return false
+}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sync"
 
 	"github.com/jmoiron/sqlx"
 
@@ -24,7 +23,14 @@ import (
 // detected after the lock, so two copies of one publish racing each other
 // store one message.
 func (s *Store) AppendMessage(ctx context.Context, m im.Message) (im.Message, bool, error) {
-	return s.appender.append(ctx, m)
+	return s.appender.appendWait(ctx, m)
+}
+
+// Append implements im.MessageStore: m is queued for the next group, and
+// done is called once it is committed, in the order messages were
+// queued (see batch.go).
+func (s *Store) Append(m im.Message, done func(stored im.Message, dup bool, err error)) {
+	s.appender.append(m, done)
 }
 
 // inTx runs fn in a write transaction (on SQLite, once the writer gate
@@ -61,38 +67,6 @@ func (s *Store) write(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
 		return im.Commit, nil
 	})
 	return err
-}
-
-// stringSet is a set of strings bounded to max entries: when full, it
-// forgets everything and starts again. It caches facts that never become
-// false (a conversation exists), so forgetting only costs a statement.
-type stringSet struct {
-	mu  sync.RWMutex
-	max int
-	m   map[string]struct{}
-}
-
-func newStringSet(max int) *stringSet { return &stringSet{max: max, m: make(map[string]struct{})} }
-
-func (s *stringSet) has(k string) bool {
-	s.mu.RLock()
-	_, ok := s.m[k]
-	s.mu.RUnlock()
-	return ok
-}
-
-func (s *stringSet) add(keys ...string) {
-	if len(keys) == 0 {
-		return
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.m)+len(keys) > s.max {
-		clear(s.m)
-	}
-	for _, k := range keys {
-		s.m[k] = struct{}{}
-	}
 }
 
 // History implements im.MessageStore.

@@ -36,19 +36,15 @@ var migrations embed.FS
 // Store is the SQL implementation of im.Store.
 type Store struct {
 	engine   string
-	path     string        // SQLite: the database file
-	w        *sqlx.DB      // writes and transactions (SQLite: a single connection)
-	r        *sqlx.DB      // reads (SQLite: a pool of read-only connections; PostgreSQL: same as w)
-	gate     chan struct{} // SQLite: admits one writer at a time, in order (see lockWrite)
-	appender *appender     // group commit of messages (batch.go)
-	// knownConvs holds conversation ids known to exist (conversations are
-	// never deleted), so appends skip creating them.
-	knownConvs *stringSet
-	log        *slog.Logger
+	path     string                // SQLite: the database file
+	w        *sqlx.DB              // writes and transactions (SQLite: a single connection)
+	r        *sqlx.DB              // reads (SQLite: a pool of read-only connections; PostgreSQL: same as w)
+	gate     chan struct{}         // SQLite: admits one writer at a time, in order (see lockWrite)
+	appender *appender             // group commit of messages (batch.go)
+	sql      appendSQL             // the append path's statements (append.go)
+	stmts    map[string]*sqlx.Stmt // sql's statements, prepared at Open on the writer
+	log      *slog.Logger
 }
-
-// maxKnownConvs bounds knownConvs.
-const maxKnownConvs = 100_000
 
 var _ im.Store = (*Store)(nil)
 
@@ -59,7 +55,7 @@ func Open(ctx context.Context, url string, log *slog.Logger) (*Store, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Store{log: log, knownConvs: newStringSet(maxKnownConvs)}
+	s := &Store{log: log}
 	var err error
 	switch {
 	case strings.HasPrefix(url, "postgres://"), strings.HasPrefix(url, "postgresql://"):
@@ -111,11 +107,15 @@ func Open(ctx context.Context, url string, log *slog.Logger) (*Store, error) {
 		s.Close()
 		return nil, err
 	}
+	if err := s.prepare(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
 	// One worker: while its group commits, the next one fills. More
 	// workers make smaller groups, and so more commits: on PostgreSQL 1
 	// worker stored 2,586 msgs/s where 2 stored 1,638 and 4 stored 1,322
 	// (BenchmarkSingleChatQoS1, 10 senders). SQLite has one writer anyway.
-	s.appender = newAppender(s, 1)
+	s.appender = newAppender(s)
 	if s.engine == SQLite {
 		// It holds password hashes: private to the server's user.
 		for _, suffix := range []string{"", "-wal", "-shm"} {
@@ -159,6 +159,9 @@ func (s *Store) Path() string { return s.path }
 func (s *Store) Close() error {
 	if s.appender != nil {
 		s.appender.close()
+	}
+	for _, st := range s.stmts {
+		_ = st.Close()
 	}
 	var err error
 	if s.r != nil && s.r != s.w {

@@ -1,11 +1,13 @@
 // Package web serves the browser client of UI.md from files embedded in the
-// binary: the chat app at /, its ES modules under /app/, the JavaScript SDK
-// at /sdk/imclient.js and pinned third-party libraries under
-// /vendor/{name}@{version}/. There is no build step: the files on disk are
-// what the browser runs.
+// binary: the chat app at /, the agent desk at /desk, administration at
+// /admin, the customer chat at /widget and its embed script at /widget.js,
+// their ES modules under /app/, the JavaScript SDK at /sdk/imclient.js and
+// pinned third-party libraries under /vendor/{name}@{version}/. There is no
+// build step: the files on disk are what the browser runs.
 //
 // Every response carries a Content-Security-Policy that allows only the
-// server's own origin, X-Content-Type-Options: nosniff and
+// server's own origin (the /widget page alone may be framed by other
+// origins: shops embed it), X-Content-Type-Options: nosniff and
 // Referrer-Policy: no-referrer. Vendored files are immutable (their path
 // names their version); pages and app files are revalidated with an ETag.
 // Text files are gzipped once, on first request, and served compressed to
@@ -29,8 +31,8 @@ import (
 	"sync"
 )
 
-// files holds the client. static/ is served from the root (static/index.html
-// at /), vendor/ under /vendor/.
+// files holds the client. static/ is served from the root (its pages at
+// the paths of pages, not under their file names), vendor/ under /vendor/.
 //
 //go:embed static vendor
 var files embed.FS
@@ -49,9 +51,29 @@ type Options struct {
 // may also come from blob: URLs: MQTT.js runs its keepalive timers in one
 // it makes that way, because browsers slow down timers of hidden tabs, and
 // a late PINGREQ would make the server drop the connection.
-const CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; " +
+const CSP = cspBase + "frame-ancestors 'self'"
+
+// WidgetCSP is the policy of the /widget page: CSP, except that any page
+// may frame it (the embed script of a shop's site puts it in an iframe).
+// Everything else about it stays as strict: the page itself only talks to
+// this server.
+const WidgetCSP = cspBase + "frame-ancestors *"
+
+const cspBase = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; " +
 	"font-src 'self'; connect-src 'self'; media-src 'self'; worker-src 'self' blob:; object-src 'none'; base-uri 'none'; " +
-	"form-action 'self'; frame-ancestors 'self'"
+	"form-action 'self'; "
+
+// pages maps the pages' paths to their files under static/. The files are
+// not served under their own names.
+var pages = map[string]string{
+	"/":       "index.html",
+	"/desk":   "desk.html",
+	"/admin":  "admin.html",
+	"/widget": "widget.html",
+}
+
+// widgetPath is the page that other origins may frame.
+const widgetPath = "/widget"
 
 // Cache-Control values.
 const (
@@ -157,12 +179,15 @@ func (h *handler) load() error {
 	if err := add("vendor", vendorPathPrefix, true); err != nil {
 		return err
 	}
-	index, ok := h.assets["/index.html"]
-	if !ok {
-		return fmt.Errorf("static/index.html is missing")
+	for route, file := range pages {
+		a, ok := h.assets["/"+file]
+		if !ok {
+			return fmt.Errorf("static/%s is missing", file)
+		}
+		delete(h.assets, "/"+file)
+		a.name = route
+		h.assets[route] = a
 	}
-	delete(h.assets, "/index.html")
-	h.assets["/"] = index
 	return nil
 }
 
@@ -192,16 +217,20 @@ func contentType(p string) string {
 }
 
 // securityHeaders are set on every answer, 404s included.
-func securityHeaders(w http.ResponseWriter) {
+func securityHeaders(w http.ResponseWriter, path string) {
 	hd := w.Header()
-	hd.Set("Content-Security-Policy", CSP)
+	if path == widgetPath {
+		hd.Set("Content-Security-Policy", WidgetCSP)
+	} else {
+		hd.Set("Content-Security-Policy", CSP)
+	}
 	hd.Set("X-Content-Type-Options", "nosniff")
 	hd.Set("Referrer-Policy", "no-referrer")
 	hd.Set("Cross-Origin-Opener-Policy", "same-origin")
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	securityHeaders(w)
+	securityHeaders(w, r.URL.Path)
 	a, ok := h.assets[r.URL.Path]
 	if !ok {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")

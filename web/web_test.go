@@ -28,6 +28,10 @@ func TestPagesAndHeaders(t *testing.T) {
 		cors                     bool
 	}{
 		{"index", "/", "text/html; charset=utf-8", "no-cache", false},
+		{"desk", "/desk", "text/html; charset=utf-8", "no-cache", false},
+		{"admin", "/admin", "text/html; charset=utf-8", "no-cache", false},
+		{"widget page", "/widget", "text/html; charset=utf-8", "no-cache", false},
+		{"widget script", "/widget.js", "text/javascript; charset=utf-8", "no-cache", false},
 		{"app module", "/app/main.js", "text/javascript; charset=utf-8", "no-cache", false},
 		{"stylesheet", "/app/style.css", "text/css; charset=utf-8", "no-cache", false},
 		{"sdk", "/sdk/imclient.js", "text/javascript; charset=utf-8", "no-cache", true},
@@ -45,7 +49,7 @@ func TestPagesAndHeaders(t *testing.T) {
 				"Cache-Control":           tc.cache,
 				"X-Content-Type-Options":  "nosniff",
 				"Referrer-Policy":         "no-referrer",
-				"Content-Security-Policy": CSP,
+				"Content-Security-Policy": cspOf(tc.path),
 			} {
 				if got := hd.Get(k); got != want {
 					t.Errorf("%s = %q, want %q", k, got, want)
@@ -61,6 +65,13 @@ func TestPagesAndHeaders(t *testing.T) {
 	}
 }
 
+func cspOf(path string) string {
+	if path == "/widget" {
+		return WidgetCSP
+	}
+	return CSP
+}
+
 func TestCSPAllowsOnlyOwnOrigin(t *testing.T) {
 	for _, want := range []string{"default-src 'self'", "script-src 'self';", "connect-src 'self';", "frame-ancestors 'self'", "object-src 'none'"} {
 		if !strings.Contains(CSP, want) {
@@ -71,6 +82,27 @@ func TestCSPAllowsOnlyOwnOrigin(t *testing.T) {
 		if strings.Contains(CSP, bad) {
 			t.Errorf("CSP allows %q: %s", bad, CSP)
 		}
+	}
+}
+
+// TestWidgetCSP: only the widget's page may be framed by other origins,
+// and otherwise it is as strict as every other page.
+func TestWidgetCSP(t *testing.T) {
+	if want := strings.Replace(CSP, "frame-ancestors 'self'", "frame-ancestors *", 1); WidgetCSP != want {
+		t.Errorf("WidgetCSP = %q, want CSP with frame-ancestors * (%q)", WidgetCSP, want)
+	}
+	h := Handler(Options{})
+	for _, p := range []string{"/", "/desk", "/admin", "/widget.js", "/app/widget-main.js", "/widget/", "/widgetx"} {
+		if got := get(t, h, "GET", p, nil).Header().Get("Content-Security-Policy"); got != CSP {
+			t.Errorf("GET %s: CSP %q, want the strict one", p, got)
+		}
+	}
+	w := get(t, h, "GET", "/widget?shop=1", nil)
+	if w.Code != http.StatusOK || w.Header().Get("Content-Security-Policy") != WidgetCSP {
+		t.Errorf("GET /widget?shop=1: %d, CSP %q", w.Code, w.Header().Get("Content-Security-Policy"))
+	}
+	if w.Header().Get("X-Frame-Options") != "" {
+		t.Error("the widget page sets X-Frame-Options")
 	}
 }
 
@@ -123,7 +155,7 @@ func TestGzip(t *testing.T) {
 
 func TestNotFoundAndMethods(t *testing.T) {
 	h := Handler(Options{})
-	for _, p := range []string{"/desk", "/admin", "/widget", "/widget.js", "/index.html", "/vendor/VENDOR.md", "/app/", "/nope", "/sdk/"} {
+	for _, p := range []string{"/index.html", "/desk.html", "/admin.html", "/widget.html", "/desk/", "/vendor/VENDOR.md", "/app/", "/nope", "/sdk/"} {
 		w := get(t, h, "GET", p, nil)
 		if w.Code != http.StatusNotFound || !strings.HasPrefix(w.Header().Get("Content-Type"), "text/plain") {
 			t.Errorf("GET %s: status %d, %s; want a plain 404", p, w.Code, w.Header().Get("Content-Type"))

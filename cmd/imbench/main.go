@@ -93,7 +93,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.DurationVar(&o.s.Duration, "duration", 5*time.Second, "measured time of each phase")
 	fs.DurationVar(&o.s.Warmup, "warmup", time.Second, "unmeasured time before each phase")
 	fs.IntVar(&o.s.Payload, "payload", 128, "bytes of each publish")
-	fs.IntVar(&o.s.Inflight, "inflight", 1, "unacknowledged publishes per sending client")
+	fs.IntVar(&o.s.Inflight, "inflight", 64, "W1: unacknowledged publishes per user in the pipelined phase, after the closed-loop ones (1: no pipelined phase)")
 	subQoS := fs.Uint("sub-qos", 1, "QoS of the subscriptions: imserver always delivers at QoS 0, so 0 makes the bare broker deliver the same way (like for like); 1 makes it deliver at QoS 1, with a PUBACK per delivery")
 	fs.Int64Var(&o.s.MaxMessages, "max-messages", 5_000_000, "at most this many publishes per phase")
 	fs.IntVar(&o.s.Users, "users", 20, "W1: users, each with one connection")
@@ -266,7 +266,24 @@ func runWorkloads(ctx context.Context, o options, t *target, prog *progress, log
 			return out, fmt.Errorf("%s: %w", strings.ToUpper(w), err)
 		}
 	}
+	relateW4(out)
 	return out, nil
+}
+
+// relateW4 puts customer service next to single chat: W4's routed msgs/s
+// as a fraction of W1's closed-loop accepted msgs/s on the same target.
+func relateW4(rs []result) {
+	var w1 float64
+	for _, r := range rs {
+		if r.Workload == "W1" && r.Phase == "max" && r.Skipped == "" {
+			w1 = r.Metrics["accepted_per_s"]
+		}
+	}
+	for _, r := range rs {
+		if r.Workload == "W4" && r.Skipped == "" && w1 > 0 {
+			r.Metrics["w1_ratio"] = r.Metrics["routed_per_s"] / w1
+		}
+	}
 }
 
 // envFlag appends NAME=VALUE flags to env.

@@ -31,7 +31,7 @@ func TestSmoke(t *testing.T) {
 		defer stderr.mu.Unlock()
 		t.Fatalf("imbench: %v\n%s\n%s", err, stdout.String(), stderr.w.(*bytes.Buffer).String())
 	}
-	for _, want := range []string{"accepted msgs/s", "p99 ms", "connects/s", "RSS/conn KiB"} {
+	for _, want := range []string{"accepted msgs/s", "p99 ms", "connects/s", "RSS/conn KiB", "of W1 closed loop"} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("the table has no %q:\n%s", want, stdout.String())
 		}
@@ -61,7 +61,7 @@ func TestSmoke(t *testing.T) {
 			}
 		}
 	}
-	for _, want := range []string{"W1 imserver/sqlite max", "W1 imserver/sqlite 50%", "W1 mochi max", "W3 imserver/sqlite 12", "W3 mochi 12", "W2 mochi max", "W4 mochi max"} {
+	for _, want := range []string{"W1 imserver/sqlite max", "W1 imserver/sqlite 50%", "W1 imserver/sqlite pipelined", "W1 mochi max", "W1 mochi pipelined", "W3 imserver/sqlite 12", "W3 mochi 12", "W2 mochi max", "W4 mochi max"} {
 		if !seen[want] {
 			t.Errorf("no result for %s: %v", want, seen)
 		}

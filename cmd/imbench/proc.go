@@ -124,3 +124,22 @@ func sourceAddr(i int) *net.TCPAddr {
 	n := 2 + i/perSourceAddr
 	return &net.TCPAddr{IP: net.IPv4(127, byte(n>>16), byte(n>>8), byte(n))}
 }
+
+// writeCalls returns how many write system calls pid has made (syscw of
+// /proc/PID/io), or -1 if it cannot be read.
+func writeCalls(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+	if err != nil {
+		return -1
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "syscw:"); ok {
+			n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			if err != nil {
+				return -1
+			}
+			return n
+		}
+	}
+	return -1
+}

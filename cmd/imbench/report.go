@@ -80,6 +80,8 @@ var metricOrder = []struct{ key, label string }{
 	{"live_heap_per_conn_kib", "live heap/conn KiB"},
 	{"goroutines_per_conn", "goroutines/conn"},
 	{"cpu_per_msg_us", "server CPU µs/msg"},
+	{"writes_per_msg", "server writes/msg"},
+	{"w1_ratio", "of W1 closed loop"},
 	{"sessions_min", "open sessions min"},
 	{"sessions_max", "open sessions max"},
 	{"refused", "refused"},

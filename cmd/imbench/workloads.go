@@ -26,7 +26,7 @@ type settings struct {
 	Duration, Warmup time.Duration
 	Payload          int     // bytes of each publish
 	SubQoS           byte    // QoS of every subscription
-	Inflight         int     // unacknowledged publishes per client
+	Inflight         int     // unacknowledged publishes per client in pipelined phases (W1 "pipelined")
 	MaxMessages      int64   // per phase, over all clients
 	Users            int     // W1
 	Rate             float64 // W1 offered msgs/s; 0 = as fast as acks allow
@@ -286,8 +286,8 @@ func (b *bench) receiver(self int64) paho.MessageHandler {
 // sender publishes to topic() from c until the phase ends: as fast as
 // acks allow (rate 0), or at rate msgs/s on an open-loop schedule, with at
 // most inflight unacknowledged publishes.
-func (b *bench) sender(ctx context.Context, c paho.Client, topic func() string, rate float64, start, end time.Time, m *phaseMetrics, limit *atomic.Int64) {
-	sem := make(chan struct{}, max(b.s.Inflight, 1))
+func (b *bench) sender(ctx context.Context, c paho.Client, topic func() string, rate float64, inflight int, start, end time.Time, m *phaseMetrics, limit *atomic.Int64) {
+	sem := make(chan struct{}, max(inflight, 1))
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	interval := time.Duration(0)
@@ -337,15 +337,17 @@ func (b *bench) sender(ctx context.Context, c paho.Client, topic func() string, 
 	}
 }
 
-// phase runs senders for warmup+duration, waits for deliveries to drain,
-// and returns the metrics. expectPer is how many deliveries each send
+// phase runs senders for warmup+duration, each with at most inflight
+// unacknowledged publishes (1: a closed loop), waits for deliveries to
+// drain, and returns the metrics, with the server's CPU time and write
+// calls per accepted message. expectPer is how many deliveries each send
 // makes (the room size for W2).
-func (b *bench) phase(ctx context.Context, label string, senders []paho.Client, topic func(i int) string, rate float64, expectPer int64) (*phaseMetrics, float64) {
+func (b *bench) phase(ctx context.Context, label string, senders []paho.Client, topic func(i int) string, rate float64, inflight int, expectPer int64) (*phaseMetrics, serverCost) {
 	start := time.Now()
 	m := &phaseMetrics{from: start.Add(b.s.Warmup).UnixNano(), to: start.Add(b.s.Warmup + b.s.Duration).UnixNano()}
 	b.cur.Store(m)
 	b.prog.begin(label)
-	cpu0 := b.cpu()
+	cpu0, w0 := b.cpu(), b.writes()
 	var limit atomic.Int64
 	limit.Store(b.s.MaxMessages)
 	end := start.Add(b.s.Warmup + b.s.Duration)
@@ -358,11 +360,11 @@ func (b *bench) phase(ctx context.Context, label string, senders []paho.Client, 
 			if rate > 0 {
 				per = rate / float64(len(senders))
 			}
-			b.sender(ctx, c, func() string { return topic(i) }, per, start, end, m, &limit)
+			b.sender(ctx, c, func() string { return topic(i) }, per, inflight, start, end, m, &limit)
 		}()
 	}
 	wg.Wait()
-	cpu1 := b.cpu()
+	cpu1, w1 := b.cpu(), b.writes()
 	// Drain: wait until every accepted message is delivered, or until
 	// nothing has arrived for a second (bounded by 10s).
 	drainEnd := time.Now().Add(10 * time.Second)
@@ -380,11 +382,29 @@ func (b *bench) phase(ctx context.Context, label string, senders []paho.Client, 
 		time.Sleep(20 * time.Millisecond)
 	}
 	b.prog.end()
-	cpuPerMsg := -1.0
-	if cpu0 >= 0 && cpu1 >= cpu0 && m.acked.Load() > 0 {
-		cpuPerMsg = float64(cpu1-cpu0) * 10_000 / float64(m.acked.Load()) // ticks are 10ms: µs per message
+	cost := serverCost{cpuPerMsg: -1, writesPerMsg: -1}
+	if n := m.acked.Load(); n > 0 {
+		if cpu0 >= 0 && cpu1 >= cpu0 {
+			cost.cpuPerMsg = float64(cpu1-cpu0) * 10_000 / float64(n) // ticks are 10ms: µs per message
+		}
+		if w0 >= 0 && w1 >= w0 {
+			cost.writesPerMsg = float64(w1-w0) / float64(n)
+		}
 	}
-	return m, cpuPerMsg
+	return m, cost
+}
+
+// serverCost is what a phase cost the server per accepted message: CPU
+// time in µs and write system calls (-1 when unknown).
+type serverCost struct{ cpuPerMsg, writesPerMsg float64 }
+
+// writes reads the server's count of write system calls, or -1 when it
+// would not be the server's alone.
+func (b *bench) writes() int64 {
+	if b.t.PID == 0 || b.t.SameProcess {
+		return -1
+	}
+	return writeCalls(b.t.PID)
 }
 
 // cpu reads the server's CPU ticks, or -1 when they would not be the
@@ -396,7 +416,7 @@ func (b *bench) cpu() int64 {
 	return cpuTicks(b.t.PID)
 }
 
-func (b *bench) metrics(m *phaseMetrics, cpuPerMsg float64, delivered string, expectPer int64) map[string]float64 {
+func (b *bench) metrics(m *phaseMetrics, cost serverCost, delivered string, expectPer int64) map[string]float64 {
 	secs := b.s.Duration.Seconds()
 	p50, p90, p99, _ := m.lat.percentiles()
 	out := map[string]float64{
@@ -408,8 +428,11 @@ func (b *bench) metrics(m *phaseMetrics, cpuPerMsg float64, delivered string, ex
 		"refused": float64(m.refused.Load()),
 		"lost":    float64(max(m.acked.Load()*expectPer-m.delivered.Load()-m.refused.Load()*expectPer, 0)),
 	}
-	if cpuPerMsg >= 0 {
-		out["cpu_per_msg_us"] = cpuPerMsg
+	if cost.cpuPerMsg >= 0 {
+		out["cpu_per_msg_us"] = cost.cpuPerMsg
+	}
+	if cost.writesPerMsg >= 0 {
+		out["writes_per_msg"] = cost.writesPerMsg
 	}
 	return out
 }
@@ -439,19 +462,21 @@ func (b *bench) w1(ctx context.Context) ([]result, error) {
 		return topics.Inbox(ids[j].UID)
 	}
 	var out []result
-	run := func(phase string, rate float64) (float64, error) {
+	run := func(phase string, rate float64, inflight int) (float64, error) {
 		label := fmt.Sprintf("[W1 %s %s]", b.t.name(), phase)
-		m, cpu := b.phase(ctx, label, cs, topic, rate, 1)
+		m, cost := b.phase(ctx, label, cs, topic, rate, inflight, 1)
 		if ctx.Err() != nil {
 			return 0, ctx.Err()
 		}
-		r := result{Workload: "W1", Target: b.t.name(), Phase: phase, Offered: rate, Metrics: b.metrics(m, cpu, "delivered_per_s", 1)}
-		r.Metrics["users"] = float64(n)
+		r := result{Workload: "W1", Target: b.t.name(), Phase: phase, Offered: rate, Metrics: b.metrics(m, cost, "delivered_per_s", 1)}
+		r.Metrics["users"], r.Metrics["inflight"] = float64(n), float64(inflight)
 		out = append(out, r)
 		b.log.Info("W1 phase done", "target", b.t.name(), "phase", phase, "accepted/s", int(r.Metrics["accepted_per_s"]), "p99 ms", r.Metrics["p99_ms"])
 		return r.Metrics["accepted_per_s"], nil
 	}
-	maxRate, err := run("max", b.s.Rate)
+	// The closed loop: each user waits for the ack of its publish before
+	// the next one, as a chat client does.
+	maxRate, err := run("max", b.s.Rate, 1)
 	if err != nil {
 		return out, err
 	}
@@ -459,7 +484,14 @@ func (b *bench) w1(ctx context.Context) ([]result, error) {
 		out[0].Phase = fmt.Sprintf("%.0f/s", b.s.Rate)
 	}
 	for _, f := range b.s.Sweep {
-		if _, err := run(fmt.Sprintf("%.0f%%", f*100), f*maxRate); err != nil {
+		if _, err := run(fmt.Sprintf("%.0f%%", f*100), f*maxRate, 1); err != nil {
+			return out, err
+		}
+	}
+	// Pipelined: each user keeps up to Inflight publishes unacknowledged,
+	// as a device draining a backlog does.
+	if b.s.Inflight > 1 {
+		if _, err := run("pipelined", 0, b.s.Inflight); err != nil {
 			return out, err
 		}
 	}
@@ -517,7 +549,7 @@ func (b *bench) w2(ctx context.Context) ([]result, error) {
 		return nil, err
 	}
 	defer sc.Disconnect(100)
-	pm, cpu := b.phase(ctx, fmt.Sprintf("[W2 %s]", b.t.name()), []paho.Client{sc}, func(int) string { return topic }, 0, int64(m))
+	pm, cpu := b.phase(ctx, fmt.Sprintf("[W2 %s]", b.t.name()), []paho.Client{sc}, func(int) string { return topic }, 0, 1, int64(m))
 	r := result{Workload: "W2", Target: b.t.name(), Phase: "max", Metrics: b.metrics(pm, cpu, "deliveries_per_s", int64(m))}
 	r.Metrics["members"] = float64(m)
 	return []result{r}, nil
@@ -671,7 +703,7 @@ func (b *bench) w4(ctx context.Context) ([]result, error) {
 	}); err != nil {
 		return nil, err
 	}
-	pm, cpu := b.phase(ctx, fmt.Sprintf("[W4 %s]", b.t.name()), cs, func(int) string { return shopTopic }, 0, 1)
+	pm, cpu := b.phase(ctx, fmt.Sprintf("[W4 %s]", b.t.name()), cs, func(int) string { return shopTopic }, 0, 1, 1)
 	r := result{Workload: "W4", Target: b.t.name(), Phase: "max", Metrics: b.metrics(pm, cpu, "routed_per_s", 1)}
 	r.Metrics["customers"], r.Metrics["agents"] = float64(nc), float64(na)
 	if admin != nil {

@@ -50,15 +50,17 @@ export function ChatApp({ store, onLogout }) {
     window.addEventListener("hashchange", sync);
     const vis = () => store.setVisible(document.visibilityState === "visible");
     document.addEventListener("visibilitychange", vis);
-    const focus = () => store.setVisible(true);
+    // Rooms the user was added to come as room_member events on the
+    // inbox; a reload on focus covers a connection that missed one.
+    const focus = () => {
+      store.setVisible(true);
+      store.refreshRooms();
+    };
     window.addEventListener("focus", focus);
-    // Someone may add the user to a room: there is no inbox event for it.
-    const rooms = setInterval(() => store.refreshRooms(), 30000);
     return () => {
       window.removeEventListener("hashchange", sync);
       document.removeEventListener("visibilitychange", vis);
       window.removeEventListener("focus", focus);
-      clearInterval(rooms);
     };
   }, [store]);
 

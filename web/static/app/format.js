@@ -93,3 +93,22 @@ export function initials(name) {
   const parts = String(name || "?").replace(/[_.-]+/g, " ").trim().split(/\s+/);
   return ((parts[0] || "?")[0] + (parts[1] ? parts[1][0] : "")).toUpperCase();
 }
+
+/** How long since ts, for waiting times: "<1 min", "4 min", "1 h 5 min". @param {number} ts ms */
+export function waited(ts) {
+  const s = Math.max(0, (Date.now() - ts) / 1000);
+  if (s < 60) return "<1 min";
+  if (s < 3600) return `${Math.floor(s / 60)} min`;
+  const h = Math.floor(s / 3600);
+  if (h >= 48) return `${Math.floor(h / 24)} days`;
+  return `${h} h ${Math.floor((s % 3600) / 60)} min`;
+}
+
+/** An estimated wait in seconds, as people say it. @param {number|null|undefined} s */
+export function eta(s) {
+  if (s === null || s === undefined || !(s >= 0)) return "";
+  if (s < 60) return "less than a minute";
+  const m = Math.round(s / 60);
+  if (m < 60) return `about ${m} min`;
+  return `about ${Math.round(m / 60)} h`;
+}

@@ -3,6 +3,7 @@
 // answers. Components read it and call its methods; every change bumps a
 // version and notifies the subscribers, which re-render.
 import { Client, parseConv, singleConv, roomConv, text as textMsg, ImError } from "../sdk/imclient.js";
+import { Names } from "./names.js";
 
 /** @typedef {import("../sdk/imclient.js").Envelope} Envelope */
 /** @typedef {import("../sdk/imclient.js").Token} Token */
@@ -29,8 +30,6 @@ import { Client, parseConv, singleConv, roomConv, text as textMsg, ImError } fro
  * @property {boolean} hasMore older messages exist
  */
 
-const namesKey = "imserver.names";
-
 export class ChatStore {
   /** @param {Token} token @param {{onUnauthorized: () => void}} hooks */
   constructor(token, hooks) {
@@ -56,9 +55,11 @@ export class ChatStore {
     this.presence = new Map();
     /** @type {Map<string, {cid: string, conv: string, message: any, since: number, failed?: string}>} */
     this.pending = new Map();
-    /** @type {Map<number, string>} */
-    this.names = new Map(loadNames());
-    this.names.set(this.uid, token.username);
+    this.names = new Names(this.api, () => this.changed());
+    this.names.learn(this.uid, token.username);
+    /** @type {Map<number, string>} shop id → name */
+    this.shopNames = new Map();
+    /** @type {string} the connection: connecting, online, reconnecting, offline */
     this.state = this.client.state;
     /** @type {string|null} */
     this.open = null;
@@ -95,7 +96,15 @@ export class ChatStore {
     on("send", (/** @type {any} */ ev) => this._onSend(ev));
     on("read", (/** @type {any} */ ev) => {
       const row = this.convs.get(ev.conv);
-      if (row && ev.uid !== this.uid && ev.seq > row.peerRead) {
+      if (!row) return;
+      if (ev.uid === this.uid) {
+        // Read in another tab or on another device.
+        if (ev.seq > row.readSeq) {
+          row.readSeq = ev.seq;
+          row.unread = Math.max(0, row.lastSeq - row.readSeq);
+          this.changed();
+        }
+      } else if (ev.seq > row.peerRead && row.kind !== "room") {
         row.peerRead = ev.seq;
         this.changed();
       }
@@ -115,7 +124,10 @@ export class ChatStore {
     on("room_member", (/** @type {any} */ ev) => {
       if (ev.uid === this.uid && (ev.action === "left" || ev.action === "removed")) {
         this._dropRoom(ev.room);
-      } else {
+      } else if (ev.uid === this.uid && ev.action === "joined" && !this.rooms.has(ev.room)) {
+        // Added to a room (the SDK follows it): list it.
+        this._learnRoom(ev.room);
+      } else if (this.members.has(ev.room) || this.open === roomConv(ev.room)) {
         this.loadMembers(ev.room);
       }
     });
@@ -131,8 +143,6 @@ export class ChatStore {
     try {
       const rooms = await this.api.rooms();
       for (const r of rooms) this._addRoom(r, 0);
-      // Members lists are where usernames come from (envelopes carry uids).
-      for (const r of rooms.slice(0, 20)) this.loadMembers(r.room_id);
     } catch {
       // listed at the next refresh
     }
@@ -158,9 +168,12 @@ export class ChatStore {
       return;
     }
     for (const c of list) {
+      if (!this._mine(c.conv)) continue;
       const row = this._row(c.conv, c.kind);
       row.lastSeq = Math.max(row.lastSeq, c.last_seq);
       row.readSeq = Math.max(row.readSeq, c.read_seq);
+      const peer = /** @type {any} */ (c).peer_read_seq;
+      if (typeof peer === "number" && row.kind !== "room" && peer > row.peerRead) row.peerRead = peer;
       row.unread = this.open === c.conv && this.visible ? 0 : Math.max(0, row.lastSeq - row.readSeq);
       if (c.last_message && (!row.last || c.last_message.seq >= row.last.seq)) {
         row.last = c.last_message;
@@ -168,8 +181,59 @@ export class ChatStore {
         this._notePeer(row, c.last_message);
       }
     }
+    this._wantNames();
     this.changed();
     if (this.open) this.markOpenRead();
+  }
+
+  /**
+   * Whether conv belongs in this list: agents see their shops' customer
+   * conversations too, but those are the desk's (/desk), not the chat's.
+   * @param {string} conv
+   */
+  _mine(conv) {
+    const p = parseConv(conv);
+    return !(p && p.kind === "service" && p.customer !== this.uid);
+  }
+
+  /** Looks up the names of the people in the list, and the shops' names. */
+  _wantNames() {
+    /** @type {number[]} */
+    const uids = [];
+    let shops = false;
+    for (const row of this.convs.values()) {
+      if (row.peer) uids.push(row.peer);
+      if (row.last && row.last.from) uids.push(row.last.from);
+      const p = row.kind === "service" ? parseConv(row.conv) : null;
+      if (p && p.kind === "service") {
+        if (!this.shopNames.has(p.shop)) shops = true;
+        if (p.customer !== this.uid) uids.push(p.customer);
+      }
+    }
+    this.names.want(uids);
+    if (shops && !this._shopsAsked) {
+      this._shopsAsked = true;
+      this.api
+        .shops()
+        .then((list) => {
+          for (const s of list) this.shopNames.set(s.shop_id, s.name);
+          this.changed();
+        })
+        .catch(() => {
+          this._shopsAsked = false;
+        });
+    }
+  }
+
+  /** A room the user was added to. @param {number} room */
+  async _learnRoom(room) {
+    try {
+      const r = await this.api.room(room);
+      this._addRoom(r, Date.now());
+      this.changed();
+    } catch {
+      // listed at the next refresh
+    }
   }
 
   /** @param {string} conv @param {string} [kind] */
@@ -218,6 +282,7 @@ export class ChatStore {
 
   /** @param {Envelope} env */
   _onMessage(env) {
+    if (!this._mine(env.conv)) return;
     const row = this._row(env.conv);
     row.lastSeq = Math.max(row.lastSeq, env.seq);
     if (!row.last || env.seq >= row.last.seq) row.last = env;
@@ -276,7 +341,9 @@ export class ChatStore {
       }
       case "service": {
         const p = parseConv(row.conv);
-        return p && p.kind === "service" ? `Shop ${p.shop} support` : "Support";
+        if (!p || p.kind !== "service") return "Support";
+        const shop = this.shopNames.get(p.shop) || `Shop ${p.shop}`;
+        return p.customer === this.uid ? `${shop} support` : `${this.nameOf(p.customer)} · ${shop}`;
       }
       default:
         return row.peer ? this.nameOf(row.peer) : row.conv;
@@ -285,16 +352,12 @@ export class ChatStore {
 
   /** @param {number} uid */
   nameOf(uid) {
-    if (uid === 0) return "System";
-    return this.names.get(uid) || `User ${uid}`;
+    return this.names.label(uid);
   }
 
   /** @param {number} uid @param {string} name */
   learnName(uid, name) {
-    if (!uid || !name || this.names.get(uid) === name) return;
-    this.names.set(uid, name);
-    saveNames(this.names);
-    this.changed();
+    this.names.learn(uid, name);
   }
 
   /** @param {string} conv */
@@ -434,8 +497,8 @@ export class ChatStore {
     this.uploading = (this.uploading || 0) + 1;
     this.changed();
     try {
-      const p = await this.client.sendUpload(conv, f, f.name);
-      p.catch(() => {});
+      // Resolves once stored and echoed; a refusal lands in the catch below.
+      await this.client.sendUpload(conv, f, f.name);
     } catch (e) {
       this.notice = e instanceof ImError && (e.code === "payload_too_large" || e.code === "too_large") ? "That file is too large." : `Upload failed: ${e instanceof Error ? e.message : e}`;
     } finally {
@@ -511,8 +574,11 @@ export class ChatStore {
     await this.loadMembers(room);
   }
 
-  /** Reloads the rooms (someone may have added the user to one). */
+  /** Reloads the rooms (on focus: a room_member event may have been missed while offline). */
   async refreshRooms() {
+    const now = Date.now();
+    if (now - (this._roomsAt || 0) < 10000) return;
+    this._roomsAt = now;
     try {
       const rooms = await this.api.rooms();
       for (const r of rooms) {
@@ -523,28 +589,10 @@ export class ChatStore {
           this.rooms.set(r.room_id, r);
         }
       }
+      for (const id of [...this.rooms.keys()]) if (!rooms.some((r) => r.room_id === id)) this._dropRoom(id);
       this.changed();
     } catch {
       // next time
     }
-  }
-}
-
-/** @returns {[number, string][]} */
-function loadNames() {
-  try {
-    const o = JSON.parse(localStorage.getItem(namesKey) || "{}");
-    return Object.entries(o).map(([k, v]) => [Number(k), String(v)]);
-  } catch {
-    return [];
-  }
-}
-
-/** @param {Map<number, string>} names */
-function saveNames(names) {
-  try {
-    localStorage.setItem(namesKey, JSON.stringify(Object.fromEntries([...names].slice(-500))));
-  } catch {
-    // storage full or disabled: names are a nicety
   }
 }

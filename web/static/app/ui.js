@@ -249,39 +249,78 @@ export function MessageList({ conv, msgs, pending, me, peerRead, nameOf, showNam
 }
 
 /**
- * The composer: Enter sends, Shift+Enter is a new line; attach uploads and sends at once.
+ * The composer: Enter sends, Shift+Enter is a new line; attach uploads and
+ * sends at once. With canned replies, typing "/" at the start lists them
+ * (filtered by what follows); choosing one (click, or arrows and Enter or
+ * Tab) puts its text in the composer.
  * @param {{onSend: (s: string) => void, onFile?: (f: File) => void, onTyping?: () => void,
- *   disabled?: boolean, placeholder?: string, uploading?: boolean, autofocus?: boolean}} props
+ *   disabled?: boolean, placeholder?: string, uploading?: boolean, autofocus?: boolean,
+ *   canned?: {id: number, shortcut: string, text: string}[], tools?: any}} props
  */
-export function Composer({ onSend, onFile, onTyping, disabled, placeholder, uploading, autofocus }) {
+export function Composer({ onSend, onFile, onTyping, disabled, placeholder, uploading, autofocus, canned, tools }) {
   const [value, setValue] = useState("");
+  const [active, setActive] = useState(0);
+  const [dismissed, setDismissed] = useState(false);
   const ta = useRef(/** @type {HTMLTextAreaElement|null} */ (null));
 
   useLayoutEffect(() => {
     const el = ta.current;
     if (!el) return;
     el.style.height = "auto";
-    el.style.height = Math.min(el.scrollHeight, 160) + "px";
+    // Not laid out (a hidden iframe): leave the height to the stylesheet.
+    if (el.scrollHeight > 0) el.style.height = Math.min(el.scrollHeight, 160) + "px";
   }, [value]);
   useEffect(() => {
     if (autofocus && ta.current && matchMedia("(pointer: fine)").matches) ta.current.focus();
   }, [autofocus]);
 
+  const matches = cannedMatches(canned, value, dismissed);
+  const pick = (/** @type {{text: string}} */ c) => {
+    setValue(c.text);
+    setDismissed(true);
+    const el = ta.current;
+    if (el) {
+      el.focus();
+      requestAnimationFrame(() => el.setSelectionRange(el.value.length, el.value.length));
+    }
+  };
   const send = () => {
     const s = value.trim();
     if (!s || disabled) return;
     onSend(s);
     setValue("");
+    setDismissed(false);
   };
   const onKeyDown = (/** @type {KeyboardEvent} */ e) => {
+    if (matches.length) {
+      const i = Math.min(active, matches.length - 1);
+      if (e.key === "ArrowDown" || e.key === "ArrowUp") {
+        e.preventDefault();
+        setActive((i + (e.key === "ArrowDown" ? 1 : matches.length - 1)) % matches.length);
+        return;
+      }
+      if ((e.key === "Enter" && !e.shiftKey && !e.isComposing) || e.key === "Tab") {
+        e.preventDefault();
+        pick(matches[i]);
+        return;
+      }
+      if (e.key === "Escape") {
+        e.preventDefault();
+        setDismissed(true);
+        return;
+      }
+    }
     if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
       e.preventDefault();
       send();
     }
   };
   const onInput = (/** @type {any} */ e) => {
-    setValue(e.target.value);
-    if (e.target.value && onTyping) onTyping();
+    const v = e.target.value;
+    setValue(v);
+    setActive(0);
+    if (!v.startsWith("/")) setDismissed(false);
+    if (v && onTyping) onTyping();
   };
   const onPick = (/** @type {any} */ e) => {
     const files = [...(e.target.files || [])];
@@ -289,19 +328,47 @@ export function Composer({ onSend, onFile, onTyping, disabled, placeholder, uplo
     if (onFile) for (const f of files) onFile(f);
   };
   return html`
-    <div class="composer">
-      ${onFile &&
-      html`<label class="icon-btn attach" title="Attach a file">
-        ${uploading ? icons.spinner : icons.attach}
-        <input type="file" data-testid="attach" aria-label="Attach a file" onChange=${onPick} disabled=${disabled} />
-      </label>`}
-      <textarea ref=${ta} data-testid="composer" rows="1" placeholder=${placeholder || "Write a message"}
-        value=${value} onInput=${onInput} onKeyDown=${onKeyDown} disabled=${disabled}></textarea>
-      <button class="send-btn" data-testid="send" onClick=${send} disabled=${disabled || !value.trim()} title="Send" aria-label="Send">
-        <svg viewBox="0 0 24 24" width="20" height="20" aria-hidden="true"><path fill="currentColor" d="M3.4 20.4 21 12 3.4 3.6 3.4 10l12.6 2-12.6 2z"/></svg>
-      </button>
+    <div class="composer-wrap">
+      ${matches.length > 0 &&
+      html`<ul class="canned-list" data-testid="canned-list" role="listbox" aria-label="Canned replies">
+        ${matches.map(
+          (c, i) => html`<li key=${c.id} role="option" aria-selected=${i === Math.min(active, matches.length - 1)}>
+            <button type="button" data-testid="canned-item" data-id=${c.id}
+              class=${i === Math.min(active, matches.length - 1) ? "active" : ""}
+              onMouseDown=${(/** @type {Event} */ e) => e.preventDefault()} onClick=${() => pick(c)}>
+              <span class="canned-short">/${c.shortcut}</span><span class="canned-text">${c.text}</span>
+            </button>
+          </li>`,
+        )}
+      </ul>`}
+      <div class="composer">
+        ${onFile &&
+        html`<label class="icon-btn attach" title="Attach a file">
+          ${uploading ? icons.spinner : icons.attach}
+          <input type="file" data-testid="attach" aria-label="Attach a file" onChange=${onPick} disabled=${disabled} />
+        </label>`}
+        ${tools}
+        <textarea ref=${ta} data-testid="composer" rows="1" placeholder=${placeholder || "Write a message"}
+          value=${value} onInput=${onInput} onKeyDown=${onKeyDown} disabled=${disabled}></textarea>
+        <button class="send-btn" data-testid="send" onClick=${send} disabled=${disabled || !value.trim()} title="Send" aria-label="Send">
+          <svg viewBox="0 0 24 24" width="20" height="20" aria-hidden="true"><path fill="currentColor" d="M3.4 20.4 21 12 3.4 3.6 3.4 10l12.6 2-12.6 2z"/></svg>
+        </button>
+      </div>
     </div>
   `;
+}
+
+/**
+ * The canned replies to offer for what the composer holds: "/" then a
+ * filter on the shortcut or the text.
+ * @param {{id: number, shortcut: string, text: string}[]|undefined} canned @param {string} value @param {boolean} dismissed
+ */
+export function cannedMatches(canned, value, dismissed) {
+  if (!canned || !canned.length || dismissed || !value.startsWith("/") || value.includes("\n")) return [];
+  const f = value.slice(1).trim().toLowerCase();
+  const out = canned.filter((c) => !f || c.shortcut.toLowerCase().includes(f) || c.text.toLowerCase().includes(f));
+  out.sort((a, b) => Number(!a.shortcut.toLowerCase().startsWith(f)) - Number(!b.shortcut.toLowerCase().startsWith(f)));
+  return out.slice(0, 8);
 }
 
 /** "alice is typing…", visible while someone types. @param {{names: string[]}} props */

@@ -39,6 +39,28 @@ const moduleOrigin = new URL(import.meta.url).origin;
  *   width?: number, height?: number}} Upload
  * @typedef {{conv: string, read_seq: number, last_seq: number, unread: number}} ReadState
  * @typedef {{event: string, [k: string]: any}} Event
+ * @typedef {{uid: number, username: string, name?: string}} UserName
+ * @typedef {{uid: number, username: string, name?: string, role: string,
+ *   disabled: boolean, created_at: number}} UserInfo
+ * @typedef {{shop_id: number, name: string, welcome_message?: string,
+ *   offline_message?: string, keyword_replies?: {keyword: string, reply: string}[],
+ *   created_at?: number}} Shop
+ * @typedef {{uid: number, username: string, online: boolean, status: string,
+ *   open_sessions: number}} Agent
+ * @typedef {{session_id: number, shop_id: number, customer: number,
+ *   agent: number|null, status: "queued"|"open"|"closed", created_at: number}} Session
+ * @typedef {{id: number, shortcut: string, text: string}} Canned
+ * @typedef {{uid: number, username: string, name: string, first_contact: number,
+ *   sessions: Session[], page: {url: string, title?: string, updated_at: number}|null}} Customer
+ * @typedef {{event: "cs_queue", session: number, shop: number, position: number,
+ *   eta_s: number|null}} QueueEvent  to the queued customer: its place in line (1 = next)
+ * @typedef {{event: "cs_queued", session: number, shop: number, customer: number,
+ *   conv: string, created_at: number}} QueuedEvent  to the shop's online agents
+ * @typedef {{event: "cs_dequeued", session: number, shop: number,
+ *   agent: number|null}} DequeuedEvent  to the shop's online agents
+ * @typedef {{event: "cs_assigned"|"cs_transferred"|"cs_closed", session: number,
+ *   shop: number, customer: number, agent: number, conv: string,
+ *   agent_name?: string, customer_name?: string}} SessionEvent
  * @typedef {"connecting"|"online"|"reconnecting"|"offline"} State
  */
 
@@ -125,6 +147,20 @@ export function fromUpload(u) {
 
 /** The text of a text message, or "". @param {Envelope} env */
 export const textOf = (env) => (env && env.type === Types.text && typeof env.body === "string" ? env.body : "");
+
+/**
+ * The hash that proves a shop's visitor id (`POST /auth/visitor`): lowercase
+ * hex HMAC-SHA256 of externalId under the shop's identity secret. Compute
+ * it on the shop's server, never in a page the visitor controls: the
+ * secret must stay secret. Here for tests and tools.
+ * @param {string} secret @param {string} externalId @returns {Promise<string>}
+ */
+export async function visitorHash(secret, externalId) {
+  const enc = new TextEncoder();
+  const key = await crypto.subtle.importKey("raw", enc.encode(secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+  const sig = new Uint8Array(await crypto.subtle.sign("HMAC", key, enc.encode(externalId)));
+  return Array.from(sig, (x) => x.toString(16).padStart(2, "0")).join("");
+}
 
 // ---------------------------------------------------------------- conversations
 
@@ -275,6 +311,33 @@ export class Api {
   users(username) {
     return this.request("GET", `/users?username=${encodeURIComponent(username)}`);
   }
+  /**
+   * Names of users by uid (at most 100 a call): username, and the display
+   * name of guests and visitors. Unknown uids are left out.
+   * @param {number[]} uids @returns {Promise<UserName[]>}
+   */
+  usersByUid(uids) {
+    const p = new URLSearchParams();
+    for (const u of uids.slice(0, 100)) p.append("uid", String(u));
+    return this.request("GET", `/users?${p}`);
+  }
+  /**
+   * Admins: users whose username contains q.
+   * @param {string} q @param {number} [limit] @returns {Promise<UserInfo[]>}
+   */
+  searchUsers(q, limit = 0) {
+    const p = new URLSearchParams({ q });
+    if (limit) p.set("limit", String(limit));
+    return this.request("GET", `/users?${p}`);
+  }
+  /** Admins: the user can no longer sign in; its tokens stop working. @param {number} uid */
+  disableUser(uid) {
+    return this.request("POST", `/users/${uid}/disable`);
+  }
+  /** Admins. @param {number} uid */
+  enableUser(uid) {
+    return this.request("POST", `/users/${uid}/enable`);
+  }
 
   // Conversations (§2, §3).
   /** @returns {Promise<Conversation[]>} newest activity first */
@@ -351,15 +414,16 @@ export class Api {
   }
 
   // Shops and customer service (§2, §8).
-  /** @returns {Promise<any[]>} */
+  /** Every shop; settings only on those the caller serves (and for admins). @returns {Promise<Shop[]>} */
   shops() {
     return this.request("GET", "/shops");
   }
-  /** @param {number} id */
+  /** @param {number} id @returns {Promise<Shop>} */
   shop(id) {
     return this.request("GET", `/shops/${id}`);
   }
-  /** Admins. @param {any} settings */
+  /** Admins. @param {{name: string, welcome_message?: string, offline_message?: string,
+   *   keyword_replies?: {keyword: string, reply: string}[]}} settings @returns {Promise<Shop>} */
   createShop(settings) {
     return this.request("POST", "/shops", settings);
   }
@@ -375,11 +439,11 @@ export class Api {
   removeAgent(id, uid) {
     return this.request("DELETE", `/shops/${id}/agents/${uid}`);
   }
-  /** @param {number} id */
+  /** @param {number} id @returns {Promise<Agent[]>} */
   agents(id) {
     return this.request("GET", `/shops/${id}/agents`);
   }
-  /** @param {number} id @param {"queued"|"open"|"closed"} [status] */
+  /** @param {number} id @param {"queued"|"open"|"closed"} [status] @returns {Promise<Session[]>} */
   sessions(id, status) {
     return this.request("GET", `/shops/${id}/sessions${status ? "?status=" + status : ""}`);
   }
@@ -391,13 +455,40 @@ export class Api {
   closeSession(session) {
     return this.request("POST", `/cs/sessions/${session}/close`);
   }
-  /** @param {number} session */
+  /** A queued session goes to the caller (409 conflict if no longer queued). @param {number} session */
   takeSession(session) {
     return this.request("POST", `/cs/sessions/${session}/take`);
   }
-  /** @param {number} shop */
+  /** Canned replies (agents of the shop, admins). @param {number} shop @returns {Promise<Canned[]>} */
   canned(shop) {
     return this.request("GET", `/shops/${shop}/canned`);
+  }
+  /** @param {number} shop @param {{shortcut: string, text: string}} c @returns {Promise<Canned>} */
+  addCanned(shop, c) {
+    return this.request("POST", `/shops/${shop}/canned`, c);
+  }
+  /** @param {number} shop @param {number} id @param {{shortcut?: string, text?: string}} c */
+  updateCanned(shop, id, c) {
+    return this.request("PATCH", `/shops/${shop}/canned/${id}`, c);
+  }
+  /** @param {number} shop @param {number} id */
+  deleteCanned(shop, id) {
+    return this.request("DELETE", `/shops/${shop}/canned/${id}`);
+  }
+  /** Admins: the secret that signs visitors' ids (see visitorHash). @param {number} shop @returns {Promise<{identity_secret: string}>} */
+  identitySecret(shop) {
+    return this.request("GET", `/shops/${shop}/identity-secret`);
+  }
+  /**
+   * The customer tells the shop's agents which page it writes from.
+   * @param {number} shop @param {{url: string, title?: string}} page
+   */
+  setContext(shop, page) {
+    return this.request("PUT", `/shops/${shop}/context`, page);
+  }
+  /** Agents of the shop, admins: a customer's name, sessions and page. @param {number} shop @param {number} uid @returns {Promise<Customer>} */
+  customer(shop, uid) {
+    return this.request("GET", `/shops/${shop}/customers/${uid}`);
   }
 
   // Uploads (§7).
@@ -478,22 +569,25 @@ export const Events = Object.freeze([
   "state", // State
   "send", // {cid, conv, state: "pending"|"stored"|"sent"|"failed", envelope?, error?}
   "error", // ImError: a refused publish that no send() waits for
-  "read", // {conv, uid, seq}
+  "read", // {conv, uid, seq}: the other side read; uid is the user's own for its other tabs and devices
   "typing", // {conv, uid}
   "presence", // {uid, online, status, last_seen}
   "room_member", // {room, uid, action}
   "resync", // {conv, after_seq}
-  "cs_assigned",
-  "cs_transferred",
-  "cs_closed",
-  "cs_queue",
-  "cs_queued",
-  "cs_dequeued",
+  "cs_assigned", // SessionEvent: to the new agent and the customer
+  "cs_transferred", // SessionEvent: to the previous agent and the customer
+  "cs_closed", // SessionEvent: to the session's agent and the customer
+  "cs_queue", // QueueEvent: to a queued customer, when its position changes
+  "cs_queued", // QueuedEvent: to the shop's online agents
+  "cs_dequeued", // DequeuedEvent: to the shop's online agents
   "unauthorized", // ImError: the token was refused; the client stopped
   "unknown", // {topic, payload}
 ]);
 
 const pageSize = 200;
+
+/** ms between two typing notices of a conversation (the server forwards one a second). */
+const typingEvery = 1100;
 
 /**
  * A connected chat client. Listen with on(), then connect().
@@ -522,6 +616,8 @@ export class Client {
     this._presence = new Set();
     /** @type {Map<string, number>} */
     this._typingAt = new Map();
+    /** @type {Map<string, any>} conv → timer of a typing notice due */
+    this._typingLater = new Map();
     /** @type {Map<string, number>} */
     this._marked = new Map();
     this._gen = 0; // connection generation: +1 at each connect
@@ -806,6 +902,10 @@ export class Client {
       }
       case "room_member":
         if (obj.uid === this.uid && (obj.action === "left" || obj.action === "removed")) this._rooms.delete(obj.room);
+        // Added to a room (the event comes on the inbox too): follow it.
+        if (obj.uid === this.uid && obj.action === "joined" && this.opts.allRooms && !this._rooms.has(obj.room)) {
+          this.subscribeRoom(obj.room);
+        }
         this._emit("room_member", obj);
         return;
       case "resync":
@@ -961,6 +1061,11 @@ export class Client {
       })
     );
     promise.cid = cid;
+    const later = this._typingLater.get(conv);
+    if (later) {
+      clearTimeout(later);
+      this._typingLater.delete(conv);
+    }
     if (pend) {
       this._sends.set(cid, pend);
       this._emit("send", { cid, conv, state: "pending", message: pend.msg });
@@ -1080,12 +1185,27 @@ export class Client {
 
   /**
    * Tells the others in conv that the user is typing: QoS 0 to im/typing,
-   * at most once a second per conversation (more calls are dropped here).
-   * @param {string} conv @returns {boolean} whether it was sent
+   * at most once a second per conversation. A call within the second is
+   * sent at its end (once), so the last keystrokes are not lost; sending a
+   * message to conv cancels that.
+   * @param {string} conv @returns {boolean} whether it was sent now
    */
   typing(conv) {
+    if (this.state !== "online") return false;
     const now = Date.now();
-    if (this.state !== "online" || now - (this._typingAt.get(conv) || 0) < 1000) return false;
+    const since = now - (this._typingAt.get(conv) || 0);
+    if (since < typingEvery) {
+      if (!this._typingLater.has(conv)) {
+        this._typingLater.set(
+          conv,
+          setTimeout(() => {
+            this._typingLater.delete(conv);
+            this.typing(conv);
+          }, typingEvery - since),
+        );
+      }
+      return false;
+    }
     this._typingAt.set(conv, now);
     this._mq.publish("im/typing", JSON.stringify({ conv }), { qos: 0 });
     return true;
@@ -1188,6 +1308,8 @@ export class Client {
     if (this._closed) return;
     this._closed = true;
     clearTimeout(this._reconnectTimer);
+    for (const t of this._typingLater.values()) clearTimeout(t);
+    this._typingLater.clear();
     for (const p of [...this._sends.values()]) this._fail(p, why);
     if (this._mq) this._mq.end(true);
     this._setState("offline");
