@@ -1,5 +1,5 @@
 # Shortcuts; each target is one plain go command you can run yourself.
-.PHONY: run test race bench fuzz ci
+.PHONY: run test race bench fuzz readme-check ci
 
 run: ## run the server on :8080 (REST, WebSocket) and :1883 (MQTT) with SQLite in data/
 	go run ./cmd/imserver
@@ -24,6 +24,9 @@ fuzz: ## each fuzz target for a minute (FUZZTIME=5m for longer); not part of CI
 	go test ./hooks -run '^$$' -fuzz '^FuzzCidOf$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 10s
 
 FUZZTIME ?= 1m
+
+readme-check: ## paste the shell examples of README.md and docs/ into a fresh server, checking every output shown (needs curl, jq, mosquitto-clients)
+	bash scripts/readme-check.sh
 
 ci:
 	bash .ci/run
