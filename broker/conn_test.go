@@ -1,6 +1,8 @@
 package broker
 
 import (
+	"bytes"
+	"errors"
 	"io"
 	"net"
 	"testing"
@@ -28,41 +30,65 @@ func tcpPair(t testing.TB) (client, server net.Conn) {
 	return client, server
 }
 
-// TestWriteDeadline checks that a write to a client that does not read
-// fails once the write timeout has passed, instead of blocking.
-func TestWriteDeadline(t *testing.T) {
+// A client that does not read never blocks its writer: writes return at
+// once, and once more than maxBehind bytes wait for its socket the
+// connection is closed and writes fail.
+func TestWriteBehindNeverBlocks(t *testing.T) {
 	client, server := tcpPair(t)
 	_ = client // never reads
-	c := &deadlineConn{Conn: server, writeTimeout: 50 * time.Millisecond}
+	c := newTCPConn(server, time.Minute)
 	chunk := make([]byte, 64<<10)
-	done := make(chan error, 1)
-	go func() {
-		for {
-			if _, err := c.Write(chunk); err != nil {
-				done <- err
-				return
-			}
+	var err error
+	for i := 0; i < 1000 && err == nil; i++ {
+		start := time.Now()
+		_, err = c.Write(chunk)
+		if d := time.Since(start); d > time.Second {
+			t.Fatalf("write %d took %v: the writer waited for a client that does not read", i, d)
 		}
-	}()
-	select {
-	case err := <-done:
-		if ne, ok := err.(net.Error); !ok || !ne.Timeout() {
-			t.Fatalf("write failed with %v, want a timeout", err)
-		}
-	case <-time.After(time.Minute):
-		t.Fatal("a write to a client that does not read never failed")
 	}
+	if !errors.Is(err, errSlowReader) {
+		t.Fatalf("64 MB to a client that does not read: %v, want errSlowReader", err)
+	}
+	c.w.wait()
 }
 
-// BenchmarkDeadlineConnWrite measures one delivery's socket write (a
-// 300-byte publish) through deadlineConn, with a reader draining the
-// other end.
+// What is written behind arrives whole and in order.
+func TestWriteBehindKeepsOrder(t *testing.T) {
+	client, server := tcpPair(t)
+	c := newTCPConn(server, 10*time.Second)
+	const n = 2000
+	got := make(chan []byte, 1)
+	go func() {
+		b, _ := io.ReadAll(io.LimitReader(client, n*300))
+		got <- b
+	}()
+	for i := 0; i < n; i++ {
+		p := bytes.Repeat([]byte{byte(i)}, 300)
+		if _, err := c.Write(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := <-got
+	if len(b) != n*300 {
+		t.Fatalf("read %d bytes, want %d", len(b), n*300)
+	}
+	for i := 0; i < n; i++ {
+		if b[i*300] != byte(i) || b[i*300+299] != byte(i) {
+			t.Fatalf("write %d out of place", i)
+		}
+	}
+	server.Close()
+	c.w.wait()
+}
+
+// BenchmarkTCPConnWrite measures one delivery's socket write (a 300-byte
+// publish) through tcpConn, with a reader draining the other end.
 //
-//	go test ./broker -run '^$' -bench DeadlineConnWrite
-func BenchmarkDeadlineConnWrite(b *testing.B) {
+//	go test ./broker -run '^$' -bench TCPConnWrite
+func BenchmarkTCPConnWrite(b *testing.B) {
 	client, server := tcpPair(b)
 	go func() { _, _ = io.Copy(io.Discard, client) }()
-	c := &deadlineConn{Conn: server, writeTimeout: 10 * time.Second}
+	c := newTCPConn(server, 10*time.Second)
 	p := make([]byte, 300)
 	b.ReportAllocs()
 	for b.Loop() {

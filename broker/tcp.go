@@ -57,11 +57,13 @@ func (l *tcpListener) Serve(establish listeners.EstablishFn) {
 			continue
 		}
 		go func() {
-			conn, err := preauth(&deadlineConn{Conn: c, writeTimeout: l.writeTimeout}, c, l.connectTimeout)
+			tc := newTCPConn(c, l.writeTimeout)
+			defer tc.w.wait() // its writer, once the connection is closed
+			defer tc.Close()
+			conn, err := preauth(tc, c, l.connectTimeout)
 			if err != nil {
 				l.log.Debug("mqtt connection closed before CONNECT", "error", err, "remote", c.RemoteAddr())
-				c.Close()
-				return
+				return // closed by the deferred Close, after what it was answered
 			}
 			err = establish(l.id, conn)
 			if err != nil && !errors.Is(err, io.EOF) {

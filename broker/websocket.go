@@ -176,9 +176,11 @@ func (l *WebSocket) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return // the upgrader has answered with an HTTP error
 	}
 	c.SetReadLimit(l.readLimit)
-	conn := &wsConn{Conn: c.UnderlyingConn(), ws: c, writeTimeout: l.writeTimeout}
+	conn := &wsConn{Conn: c.UnderlyingConn(), ws: c}
+	conn.w = &writeBehind{write: conn.writeFrame, close: c.Close, timeout: l.writeTimeout}
 	go func() {
-		defer c.Close()
+		defer conn.w.wait() // its writer, once the connection is closed
+		defer conn.Close()
 		mc, err := preauth(conn, c.UnderlyingConn(), l.connectTimeout)
 		if err != nil {
 			if l.log != nil {
@@ -196,10 +198,10 @@ func (l *WebSocket) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // Deadlines: reads follow mochi's keepalive deadline, each write has its
 // own writeTimeout (see deadlineConn).
 type wsConn struct {
-	net.Conn     // the TCP connection: addresses, read deadlines, Close
-	ws           *websocket.Conn
-	writeTimeout time.Duration
-	r            io.Reader // the current frame being read, if any
+	net.Conn // the TCP connection: addresses, read deadlines, Close
+	ws       *websocket.Conn
+	w        *writeBehind
+	r        io.Reader // the current frame being read, if any
 }
 
 // errTextFrame is returned for a text frame: MQTT travels in binary frames.
@@ -229,10 +231,19 @@ func (c *wsConn) Read(p []byte) (int, error) {
 	}
 }
 
-func (c *wsConn) Write(p []byte) (int, error) {
-	// gorilla resets the socket's write deadline to its own on every write,
-	// so the deadline must be set on the websocket, not the TCP conn.
-	_ = c.ws.SetWriteDeadline(time.Now().Add(c.writeTimeout))
+// Write writes p behind (see writeBehind): a frame is written whole or not
+// at all, so nothing goes to the socket from the caller.
+func (c *wsConn) Write(p []byte) (int, error) { return c.w.Write(p) }
+
+// Close closes the connection once what waits is written (see
+// writeBehind.Close).
+func (c *wsConn) Close() error { return c.w.Close() }
+
+// writeFrame writes p as one binary frame within timeout. gorilla resets
+// the socket's write deadline to its own on every write, so the deadline
+// is set on the websocket, not the TCP conn.
+func (c *wsConn) writeFrame(p []byte, timeout time.Duration) (int, error) {
+	_ = c.ws.SetWriteDeadline(time.Now().Add(timeout))
 	if err := c.ws.WriteMessage(websocket.BinaryMessage, p); err != nil {
 		return 0, err
 	}

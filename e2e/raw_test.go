@@ -70,13 +70,16 @@ func rawConnectWithWill(t *testing.T, s *imtest.Server, u imtest.User, topic, pa
 }
 
 // rawSubscribe subscribes at QoS 0 and reads the SUBACK.
-func rawSubscribe(t *testing.T, conn net.Conn, topic string) {
+func rawSubscribe(t *testing.T, conn net.Conn, topic string) { rawSubscribeQoS(t, conn, topic, 0) }
+
+// rawSubscribeQoS subscribes at qos and reads the SUBACK.
+func rawSubscribeQoS(t *testing.T, conn net.Conn, topic string, qos byte) {
 	t.Helper()
 	writePacket(t, conn, packets.Packet{
 		FixedHeader:     packets.FixedHeader{Type: packets.Subscribe, Qos: 1},
 		ProtocolVersion: 4,
 		PacketID:        1,
-		Filters:         packets.Subscriptions{{Filter: topic, Qos: 0}},
+		Filters:         packets.Subscriptions{{Filter: topic, Qos: qos}},
 	}, (*packets.Packet).SubscribeEncode)
 	ack := make([]byte, 5)
 	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
