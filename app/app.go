@@ -90,6 +90,10 @@ type Config struct {
 	// sessions one user may hold together (the oldest parked session goes
 	// first); 0 is unlimited.
 	MaxSessions int
+	// ResumeMax is how many missed messages of one conversation a
+	// reconnecting persistent MQTT session is sent at most (the newest,
+	// after a resync event).
+	ResumeMax int
 	// LoginFailures failed logins for one username from one client IP
 	// within LoginWindow are allowed; then 429 until the oldest leaves the
 	// window. 0 takes the defaults, 10 per 15 minutes (PROTOCOL.md §6); a
@@ -135,6 +139,7 @@ func DefaultConfig() Config {
 		RegisterRate:  60,
 		GuestRate:     30,
 		MaxSessions:   32,
+		ResumeMax:     im.DefaultResumeMax,
 	}
 }
 
@@ -238,11 +243,13 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		Store: a.store, Publisher: a.broker, Passwords: auth.Limit(cfg.Passwords, cfg.HashConcurrency, 0),
 		Tokens: a.tokens, TokenTTL: cfg.TokenTTL, Live: a.registry, Log: a.log,
 		NewID: func() string { return xid.New().String() }, PublishRate: cfg.PublishRate, PublishBurst: cfg.PublishBurst,
+		ResumeMax: cfg.ResumeMax,
 	}); err != nil {
 		return nil, err
 	}
 	a.hook = hooks.New(hooks.Options{Chat: a.domain.Chat, Domain: a.domain, Tokens: a.domain.Accounts, Registry: a.registry, Log: a.log,
-		MaxPacketSize: a.broker.MaxPacketSize(), MaxSessions: cfg.MaxSessions, MaxInflight: broker.ReceiveMaximum})
+		MaxPacketSize: a.broker.MaxPacketSize(), MaxSessions: cfg.MaxSessions, MaxInflight: broker.ReceiveMaximum,
+		Sessions: a.domain.Sessions})
 	files, err := uploads.New(a.uploadDir(), cfg.UploadMax, a.store)
 	if err != nil {
 		return nil, err

@@ -93,6 +93,17 @@ type Broker struct {
 	ws  *WebSocket
 	tcp net.Listener
 	log *slog.Logger
+
+	// pubMu serialises Publish, so that cur is what the delivery under
+	// way is delivering (see Delivering).
+	pubMu sync.Mutex
+	cur   atomic.Pointer[delivery]
+}
+
+// delivery is what Publish is delivering.
+type delivery struct {
+	topic   string
+	payload []byte
 }
 
 // New builds a broker. Hooks are added with AddHook before Serve.
@@ -228,13 +239,32 @@ func (b *Broker) TCPAddr() string {
 func (b *Broker) WebSocket() *WebSocket { return b.ws }
 
 // Publish delivers payload to every subscriber of topic whose read ACL
-// allows it. Deliveries are QoS 0 from the broker's side: a subscriber that
-// cannot keep up never blocks the publisher (its queue is bounded and it is
-// disconnected when full, see hooks), and clients recover anything missed
-// from history by seq.
+// allows it, at the QoS of its subscription (PROTOCOL.md §9: QoS 1 for a
+// QoS 1 subscription, which the client acknowledges). A subscriber that
+// cannot keep up never blocks the publisher: its queue is bounded and it
+// is disconnected when full (see hooks); it catches up from history, or
+// from its persistent session.
 func (b *Broker) Publish(topic string, payload []byte) error {
-	return b.srv.Publish(topic, payload, false, 0)
+	b.pubMu.Lock()
+	defer b.pubMu.Unlock()
+	b.cur.Store(&delivery{topic, payload})
+	defer b.cur.Store(nil)
+	return b.srv.Publish(topic, payload, false, 1)
 }
+
+// Delivering returns the payload Publish is delivering on topic, for the
+// hooks mochi calls from within that delivery (the read ACL asks for
+// every subscriber), or nil.
+func (b *Broker) Delivering(topic string) []byte {
+	if d := b.cur.Load(); d != nil && d.topic == topic {
+		return d.payload
+	}
+	return nil
+}
+
+// Session returns the client of id's session, connected or not, if the
+// broker has one.
+func (b *Broker) Session(id string) (*mqtt.Client, bool) { return b.srv.Clients.Get(id) }
 
 // Retain keeps payload as topic's retained message, without delivering
 // it: a client subscribing to topic gets it right after its SUBACK
@@ -258,7 +288,7 @@ func (b *Broker) Retain(topic string, payload []byte) {
 func (b *Broker) RefuseConnect(cl *mqtt.Client, code packets.Code) error {
 	if cl.Properties.ProtocolVersion < 5 {
 		switch code {
-		case packets.ErrServerUnavailable:
+		case packets.ErrServerUnavailable, packets.ErrQuotaExceeded:
 			code = packets.Err3ServerUnavailable
 		case packets.ErrClientIdentifierNotValid:
 			code = packets.Err3ClientIdentifierNotValid

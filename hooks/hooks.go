@@ -17,6 +17,7 @@ import (
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/hooks/storage"
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/imserver/imserver/im"
@@ -69,6 +70,10 @@ type Broker interface {
 	Unsubscribe(cl *mqtt.Client, filter string)
 	Disconnect(cl *mqtt.Client, code packets.Code)
 	ForgetSession(id string)
+	Session(id string) (*mqtt.Client, bool)
+	// Delivering returns the payload Publish is delivering on topic, when
+	// asked from within that delivery (the read ACL), or nil.
+	Delivering(topic string) []byte
 	Publish(topic string, payload []byte) error
 }
 
@@ -96,6 +101,9 @@ type Options struct {
 	// their ack; past it the connection is not read until one is
 	// answered. Default DefaultMaxInflight.
 	MaxInflight int
+	// Sessions keeps persistent sessions in the store (sessions.go); nil
+	// leaves them to mochi's memory.
+	Sessions Sessions
 }
 
 // DefaultMaxInflight is the default Options.MaxInflight; announce it as
@@ -125,6 +133,8 @@ type Hook struct {
 	draining bool
 	ctx      context.Context
 	cancel   context.CancelFunc
+
+	sess *keeper // persistent sessions; nil without Options.Sessions
 }
 
 var _ mqtt.Hook = (*Hook)(nil)
@@ -149,6 +159,10 @@ func New(o Options) *Hook {
 	}
 	h.pipes = newPipelines(o.MaxInflight, &h.writers)
 	h.ctx, h.cancel = context.WithCancel(context.Background())
+	if o.Sessions != nil {
+		h.sess = newKeeper(h.ctx, o.Sessions, h.log, h.timeout)
+		h.registry.forgotten = func(id string) { h.forget(id) }
+	}
 	return h
 }
 
@@ -163,6 +177,9 @@ func (h *Hook) Provides(b byte) bool {
 		mqtt.OnSubscribe, mqtt.OnSubscribed, mqtt.OnUnsubscribed, mqtt.OnACLCheck, mqtt.OnPublish, mqtt.OnPublishDropped,
 		mqtt.OnPacketRead, mqtt.OnPacketEncode, mqtt.OnClientExpired:
 		return true
+	case mqtt.OnSessionEstablish, mqtt.OnQosPublish, mqtt.OnQosComplete,
+		mqtt.StoredClients, mqtt.StoredSubscriptions:
+		return h.sess != nil
 	}
 	return false
 }
@@ -192,7 +209,7 @@ func (h *Hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 		h.log.Info("mqtt connect refused", "reason", "foreign client id", "uid", p.UID, "client", id)
 		return h.refuseConnect(cl, packets.ErrNotAuthorized)
 	}
-	if !h.registry.admit(p.UID, cl.ID, h.maxSess) {
+	if !h.registry.admit(cl, p, exp, h.maxSess) {
 		h.log.Info("mqtt connect refused", "reason", "too many connections", "uid", p.UID)
 		return h.refuseConnect(cl, packets.ErrQuotaExceeded)
 	}
@@ -201,7 +218,6 @@ func (h *Hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 		cl.State.Keepalive = min(max(ka, h.keep), h.maxKeep)
 		cl.State.ServerKeepalive = true
 	}
-	h.registry.add(cl, p, exp)
 	return nil
 }
 
@@ -244,6 +260,103 @@ func (h *Hook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 	if _, ok := cl.State.Subscriptions.Get(topics.Inbox(p.UID)); ok {
 		h.inbox(cl, true)
 	}
+	h.sessionEstablished(cl, p)
+}
+
+// OnSessionEstablish readies a persistent session's connection, before
+// mochi hands it the session it resumes: what mochi kept unacknowledged
+// is dropped (the store has it, and the catch-up sends it again), and
+// live deliveries of messages wait for the catch-up.
+func (h *Hook) OnSessionEstablish(cl *mqtt.Client, _ packets.Packet) {
+	if !persistent(cl) {
+		return
+	}
+	p, ok := h.registry.principal(cl)
+	if !ok {
+		return
+	}
+	old, resumed := h.registry.broker.Session(cl.ID)
+	if resumed {
+		old.ClearInflights()
+		if t := h.sess.tracker(old); t != nil {
+			h.sess.flush(t) // a connection taken over: how far it got, before the catch-up reads it
+		}
+	}
+	h.sess.track(cl, p, resumed)
+}
+
+// sessionEstablished records a persistent session and starts its
+// catch-up; a clean start ends the session its client id had.
+func (h *Hook) sessionEstablished(cl *mqtt.Client, p im.Principal) {
+	if h.sess == nil {
+		return
+	}
+	t := h.sess.tracker(cl)
+	if t == nil {
+		if h.sess.markStored(cl.ID, false) {
+			h.forget(cl.ID)
+		}
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), h.timeout)
+	err := h.sess.dom.Save(ctx, im.MQTTSession{ClientID: cl.ID, UID: p.UID, Username: string(cl.Properties.Username),
+		Version: cl.Properties.ProtocolVersion, Expiry: cl.Properties.Props.SessionExpiryInterval})
+	cancel()
+	if err != nil {
+		h.log.Warn("record a persistent session", "client", cl.ID, "error", err)
+	} else {
+		h.sess.markStored(cl.ID, true)
+	}
+	if h.sess.catchingUp(cl) {
+		h.sess.wg.Add(1)
+		go h.sess.catchUp(t)
+	}
+}
+
+// forget deletes the recorded session of client id.
+func (h *Hook) forget(id string) {
+	if h.sess == nil {
+		return
+	}
+	h.sess.markStored(id, false)
+	ctx, cancel := context.WithTimeout(context.Background(), h.timeout)
+	defer cancel()
+	if err := h.sess.dom.Forget(ctx, id); err != nil {
+		h.log.Warn("forget a persistent session", "client", id, "error", err)
+	}
+}
+
+// OnQosPublish follows a persistent session's QoS 1 deliveries.
+func (h *Hook) OnQosPublish(cl *mqtt.Client, pk packets.Packet, _ int64, _ int) {
+	if cl.Properties.Clean || pk.FixedHeader.Type != packets.Publish {
+		return
+	}
+	if k, ok := envelopeKey(pk.Payload); ok {
+		if t := h.sess.tracker(cl); t != nil {
+			t.sent(pk.PacketID, k)
+		}
+	}
+}
+
+// OnQosComplete follows a persistent session's PUBACKs.
+func (h *Hook) OnQosComplete(cl *mqtt.Client, pk packets.Packet) {
+	if cl.Properties.Clean || pk.FixedHeader.Type != packets.Puback {
+		return
+	}
+	if t := h.sess.tracker(cl); t != nil {
+		t.acked(pk.PacketID)
+	}
+}
+
+// StoredClients gives mochi, as it starts, the persistent sessions
+// recorded in the store: their clients resume them.
+func (h *Hook) StoredClients() ([]storage.Client, error) {
+	return h.sess.storedClients(func(uid int64, id string) { h.registry.park(uid, id) })
+}
+
+// StoredSubscriptions gives mochi their subscriptions.
+func (h *Hook) StoredSubscriptions() ([]storage.Subscription, error) {
+	return h.sess.storedSubscriptions(), nil
 }
 
 // OnSubscribe grants the presence topics of a SUBSCRIBE that the domain
@@ -256,6 +369,23 @@ func (h *Hook) OnSubscribe(cl *mqtt.Client, pk packets.Packet) packets.Packet {
 	p, ok := h.registry.principal(cl)
 	if !ok {
 		return pk
+	}
+	var fresh map[string]bool
+	for i, f := range pk.Filters {
+		pk.Filters[i].Qos = min(f.Qos, 1) // PROTOCOL.md §9: QoS 2 subscriptions are granted 1
+		if _, had := cl.State.Subscriptions.Get(f.Filter); !had {
+			if fresh == nil {
+				fresh = map[string]bool{}
+			}
+			fresh[f.Filter] = true
+		}
+	}
+	if h.sess != nil {
+		if t := h.sess.tracker(cl); t != nil {
+			t.mu.Lock()
+			t.fresh = fresh
+			t.mu.Unlock()
+		}
 	}
 	for _, f := range pk.Filters {
 		r, err := topics.Parse(f.Filter)
@@ -289,6 +419,33 @@ func (h *Hook) OnSubscribed(cl *mqtt.Client, pk packets.Packet, codes []byte) {
 			h.dom.InboxSubscribed(p.UID)
 		}
 	}
+	h.sessionSubscribed(cl, p, pk, codes)
+}
+
+// sessionSubscribed records a persistent session's granted subscriptions.
+func (h *Hook) sessionSubscribed(cl *mqtt.Client, p im.Principal, pk packets.Packet, codes []byte) {
+	if h.sess == nil {
+		return
+	}
+	t := h.sess.tracker(cl)
+	if t == nil {
+		return
+	}
+	t.mu.Lock()
+	fresh := t.fresh
+	t.fresh = nil
+	t.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), h.timeout)
+	defer cancel()
+	for i, f := range pk.Filters {
+		if i >= len(codes) || codes[i] >= 0x80 {
+			continue
+		}
+		sub := im.MQTTSubscription{Filter: f.Filter, QoS: codes[i]}
+		if err := h.sess.dom.Subscribe(ctx, cl.ID, p, sub, fresh[f.Filter]); err != nil {
+			h.log.Warn("record a persistent session's subscription", "client", cl.ID, "error", err)
+		}
+	}
 }
 
 // OnUnsubscribed records when a client has left its own inbox.
@@ -301,6 +458,15 @@ func (h *Hook) OnUnsubscribed(cl *mqtt.Client, pk packets.Packet) {
 	for _, f := range pk.Filters {
 		if f.Filter == inbox {
 			h.inbox(cl, false)
+		}
+	}
+	if h.sess != nil && h.sess.tracker(cl) != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), h.timeout)
+		defer cancel()
+		for _, f := range pk.Filters {
+			if err := h.sess.dom.Unsubscribe(ctx, cl.ID, f.Filter); err != nil {
+				h.log.Warn("forget a persistent session's subscription", "client", cl.ID, "error", err)
+			}
 		}
 	}
 }
@@ -318,9 +484,21 @@ func (h *Hook) inbox(cl *mqtt.Client, on bool) {
 // client is counted on its own, so presence never blinks.
 func (h *Hook) OnDisconnect(cl *mqtt.Client, _ error, expire bool) {
 	h.pipes.end(cl)
+	if h.sess != nil {
+		if t := h.sess.tracker(cl); t != nil {
+			// Flushed while still tracked: a connection resuming the
+			// session waits for this flush before reading the cursors.
+			if expire {
+				h.forget(cl.ID)
+			} else {
+				h.sess.flush(t) // how far it got, for its next connection
+			}
+			h.sess.untrack(cl)
+		}
+	}
 	uid, last := h.registry.remove(cl)
 	if !expire && !cl.IsTakenOver() && uid != 0 {
-		h.registry.park(uid, cl.ID, time.Now().UnixMilli()) // a persistent session outlives its connection
+		h.registry.park(uid, cl.ID) // a persistent session outlives its connection
 	}
 	if last {
 		h.dom.UserOffline(uid)
@@ -328,7 +506,10 @@ func (h *Hook) OnDisconnect(cl *mqtt.Client, _ error, expire bool) {
 }
 
 // OnClientExpired forgets a parked persistent session mochi expired.
-func (h *Hook) OnClientExpired(cl *mqtt.Client) { h.registry.unpark(cl.ID) }
+func (h *Hook) OnClientExpired(cl *mqtt.Client) {
+	h.registry.unpark(cl.ID)
+	h.forget(cl.ID)
+}
 
 // OnACLCheck implements mqtt.Hook. Subscriptions and deliveries (write is
 // false) follow the contract's topic table. Publishes (write is true) are
@@ -338,6 +519,14 @@ func (h *Hook) OnClientExpired(cl *mqtt.Client) { h.registry.unpark(cl.ID) }
 func (h *Hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	if write {
 		return true
+	}
+	if cl.Closed() {
+		// A persistent session without a connection: nothing is queued
+		// for it in memory; it gets what it missed from the store.
+		return false
+	}
+	if h.sess != nil && h.sess.withhold(cl, topic, h.registry.broker.Delivering(topic)) {
+		return false // catching up: it gets the message from the store, or later
 	}
 	p, ok := h.registry.principal(cl)
 	if !ok {
@@ -368,8 +557,16 @@ const (
 )
 
 // OnPacketRead renames the topic of a client's PUBLISH that mochi would
-// drop silently (see refusedTopic). Every other packet passes as it is.
+// drop silently (see refusedTopic), and lets a CONNECT with an empty
+// password be refused as not authorized. Every other packet passes as it
+// is.
 func (h *Hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if pk.FixedHeader.Type == packets.Connect && pk.Connect.PasswordFlag && len(pk.Connect.Password) == 0 {
+		// An empty password is a bad token like any other (CONNACK not
+		// authorized), not the malformed packet mochi would call it.
+		pk.Connect.PasswordFlag = false
+		return pk, nil
+	}
 	if pk.FixedHeader.Type != packets.Publish || cl.Net.Inline || mqtt.IsValidFilter(pk.TopicName, true) {
 		return pk, nil
 	}
@@ -614,9 +811,13 @@ func (h *Hook) OnPublishDropped(cl *mqtt.Client, _ packets.Packet) {
 // Call it once the broker is closed: a pipeline stops when its connection
 // is gone.
 func (h *Hook) Wait(ctx context.Context) error {
+	h.cancel()
 	done := make(chan struct{})
 	go func() {
 		h.writers.Wait()
+		if h.sess != nil {
+			h.sess.stop()
+		}
 		close(done)
 	}()
 	select {

@@ -33,6 +33,8 @@ func (b *fakeBroker) ForgetSession(id string) {
 	b.forgotten = append(b.forgotten, id)
 }
 func (b *fakeBroker) Publish(topic string, payload []byte) error { return nil }
+func (b *fakeBroker) Session(string) (*mqtt.Client, bool)        { return nil, false }
+func (b *fakeBroker) Delivering(string) []byte                   { return nil }
 func (b *fakeBroker) Disconnect(cl *mqtt.Client, code packets.Code) {
 	b.mu.Lock()
 	defer b.mu.Unlock()

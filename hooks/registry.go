@@ -28,8 +28,13 @@ type Registry struct {
 	mu      sync.RWMutex
 	clients map[*mqtt.Client]*conn     // keyed by pointer: a taken-over client has the same id as its successor
 	users   map[int64]*userConns       // users with at least one established client
-	parked  map[int64]map[string]int64 // persistent sessions without a connection: by uid, client id → since (Unix ms)
+	parked  map[int64]map[string]int64 // persistent sessions without a connection: by uid, client id → when parked (parks, in order)
 	parkers map[string]int64           // client id → uid of a parked session
+	conns   map[int64]int              // authenticated connections by uid, established or not
+	parks   int64                      // parks so far
+
+	// forgotten, if set, is told of a parked session admit forgot.
+	forgotten func(id string)
 }
 
 // conn is one authenticated MQTT client.
@@ -53,13 +58,15 @@ var _ im.Live = (*Registry)(nil)
 // NewRegistry returns an empty registry acting on broker.
 func NewRegistry(b Broker) *Registry {
 	return &Registry{broker: b, clients: make(map[*mqtt.Client]*conn), users: make(map[int64]*userConns),
-		parked: make(map[int64]map[string]int64), parkers: make(map[string]int64)}
+		parked: make(map[int64]map[string]int64), parkers: make(map[string]int64), conns: make(map[int64]int)}
 }
 
-// add records an authenticated client that is not established yet.
-func (r *Registry) add(cl *mqtt.Client, p im.Principal, expires time.Time) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+// addLocked records an authenticated client that is not established yet.
+// r.mu is held.
+func (r *Registry) addLocked(cl *mqtt.Client, p im.Principal, expires time.Time) {
+	if _, ok := r.clients[cl]; !ok {
+		r.conns[p.UID]++
+	}
 	r.clients[cl] = &conn{p: p, expires: expires}
 }
 
@@ -149,6 +156,9 @@ func (r *Registry) remove(cl *mqtt.Client) (uid int64, last bool) {
 		return 0, false
 	}
 	delete(r.clients, cl)
+	if r.conns[c.p.UID]--; r.conns[c.p.UID] <= 0 {
+		delete(r.conns, c.p.UID)
+	}
 	if c.timer != nil {
 		c.timer.Stop()
 	}
@@ -237,55 +247,58 @@ func (r *Registry) closeWhere(uid int64, match func(c *conn) bool) {
 	}
 }
 
-// admit makes room for a connection of uid with client id: a user holds at
-// most max live connections and parked persistent sessions together (0:
-// no limit). A client resuming its own parked session takes its place; when
+// admit makes room for cl, a connection of p with client id, and adds it
+// (see add): a user holds at most max connections (authenticated, whether
+// established yet or not) and parked persistent sessions together (0: no
+// limit). A client resuming its own parked session takes its place; when
 // the user is at the limit, its oldest parked session is forgotten; when
-// all its places are live connections, admit returns false.
-func (r *Registry) admit(uid int64, id string, max int) bool {
-	if max <= 0 {
-		return true
-	}
+// all its places are connections, admit returns false and adds nothing.
+// Counting and adding happen under one lock, so two connections arriving
+// together cannot both take the last place.
+func (r *Registry) admit(cl *mqtt.Client, p im.Principal, expires time.Time, max int) bool {
 	r.mu.Lock()
 	var oldest string
-	var since int64
-	used := len(r.parked[uid])
-	if u := r.users[uid]; u != nil {
-		used += len(u.clients)
-	}
-	if _, resuming := r.parked[uid][id]; resuming {
-		used--
-	}
-	if used >= max {
-		for pid, t := range r.parked[uid] {
-			if pid != id && (oldest == "" || t < since) {
-				oldest, since = pid, t
+	used := 0
+	if max > 0 {
+		var since int64
+		used = len(r.parked[p.UID]) + r.conns[p.UID]
+		if _, resuming := r.parked[p.UID][cl.ID]; resuming {
+			used--
+		}
+		if used >= max {
+			for pid, t := range r.parked[p.UID] {
+				if pid != cl.ID && (oldest == "" || t < since) {
+					oldest, since = pid, t
+				}
 			}
+			if oldest == "" {
+				r.mu.Unlock()
+				return false
+			}
+			r.unparkLocked(oldest)
 		}
 	}
-	if oldest != "" {
-		r.unparkLocked(oldest)
-	}
+	r.addLocked(cl, p, expires)
 	r.mu.Unlock()
-	switch {
-	case used < max:
-		return true
-	case oldest != "":
+	if oldest != "" {
 		r.broker.ForgetSession(oldest)
-		return true
+		if r.forgotten != nil {
+			r.forgotten(oldest)
+		}
 	}
-	return false
+	return true
 }
 
 // park records a persistent session whose connection ended; unpark
 // forgets one (resumed, expired or forgotten).
-func (r *Registry) park(uid int64, id string, at int64) {
+func (r *Registry) park(uid int64, id string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.parked[uid] == nil {
 		r.parked[uid] = make(map[string]int64)
 	}
-	r.parked[uid][id] = at
+	r.parks++ // orders parks, even within one clock tick
+	r.parked[uid][id] = r.parks
 	r.parkers[id] = uid
 }
 

@@ -10,10 +10,12 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/imserver/imserver/im"
+	"github.com/imserver/imserver/wire"
 )
 
 // maxBody bounds every request body: a message is at most 64 KiB, and the
@@ -41,6 +43,11 @@ func bind(c *gin.Context, v any) error {
 	}
 	if strings.TrimSpace(string(body)) == "" {
 		return nil
+	}
+	if !wire.ValidText(body) {
+		// The decoder would turn it into U+FFFD: store nothing the
+		// client did not write.
+		return apiError(im.ErrInvalid, "request body is not valid UTF-8 text")
 	}
 	if err := json.Unmarshal(body, v); err != nil {
 		return apiError(im.ErrInvalid, "request body is not valid JSON: "+jsonProblem(err))
@@ -96,6 +103,9 @@ func bindForm(form map[string][]string, v any) error {
 			continue
 		}
 		s := vals[0]
+		if !utf8.ValidString(s) {
+			return apiError(im.ErrInvalid, fmt.Sprintf("field %q is not valid UTF-8 text", name))
+		}
 		fv := rv.Field(i)
 		if err := setFormValue(fv, s); err != nil {
 			return apiError(im.ErrInvalid, fmt.Sprintf("field %q: %v", name, err))

@@ -321,6 +321,12 @@ func (d *dispatcher) readForDelivery(ctx context.Context, tx SupportTx, r *route
 	return nil
 }
 
+// afterWrites calls fn in the order of the store's writes, once every
+// write queued before is stored and delivered.
+func (d *dispatcher) afterWrites(fn func()) {
+	d.store.SupportWrite(func(context.Context, SupportTx) (TxEnd, error) { return Rollback, nil }, func(error) { fn() })
+}
+
 // write runs fn in the store's write pipeline, then deliver (if fn
 // succeeded and deliver is not nil) in the pipeline's order, and waits for
 // both, or for ctx.

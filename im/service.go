@@ -29,6 +29,7 @@ type Store interface {
 	RoomStore
 	SupportStore
 	PresenceStore
+	SessionStore
 }
 
 // Publisher delivers payloads to MQTT topics.
@@ -100,6 +101,10 @@ type Options struct {
 	// limit.
 	PublishRate  float64
 	PublishBurst int
+	// ResumeMax is how many missed messages of one conversation a
+	// reconnecting persistent session is sent at most (the newest); past
+	// it, a resync event comes first. Default DefaultResumeMax.
+	ResumeMax int
 }
 
 // Service is the domain: its areas, sharing one core. Its methods and
@@ -110,6 +115,7 @@ type Service struct {
 	Rooms    *Rooms
 	Support  *Support
 	Presence *Presence
+	Sessions *Sessions
 
 	core *core
 }
@@ -131,8 +137,12 @@ func New(ctx context.Context, o Options) (*Service, error) {
 	support := &Support{core: c, store: o.Store, accounts: accounts, dispatch: d, presence: presence}
 	chat := &Chat{core: c, store: o.Store, accounts: accounts, rooms: rooms, support: support,
 		limiter: newLimiter(o.PublishRate, o.PublishBurst, c.now), typing: newTypingThrottle(c.now)}
+	if o.ResumeMax <= 0 {
+		o.ResumeMax = DefaultResumeMax
+	}
+	sessions := &Sessions{core: c, store: o.Store, rooms: rooms, resumeMax: o.ResumeMax, barrier: d.afterWrites}
 	c.work.start()
-	return &Service{Accounts: accounts, Chat: chat, Rooms: rooms, Support: support, Presence: presence, core: c}, nil
+	return &Service{Accounts: accounts, Chat: chat, Rooms: rooms, Support: support, Presence: presence, Sessions: sessions, core: c}, nil
 }
 
 // Close stops taking background work and waits, until ctx ends, for what

@@ -236,3 +236,30 @@ type UploadStore interface {
 	// Upload finds an upload by id, or ErrNotFound.
 	Upload(ctx context.Context, id string) (Upload, error)
 }
+
+// SessionStore keeps persistent MQTT sessions: their subscriptions, and
+// how far each has received the conversations they cover.
+type SessionStore interface {
+	// SaveSession records a session (not its subscriptions).
+	SaveSession(ctx context.Context, s MQTTSession, now int64) error
+	// DeleteSession forgets a session with its subscriptions and cursors.
+	DeleteSession(ctx context.Context, clientID string) error
+	// MQTTSessions lists the sessions with their subscriptions.
+	MQTTSessions(ctx context.Context) ([]MQTTSession, error)
+	// SaveSubscription records a subscription of a session, and starts a
+	// cursor at the last seq of each conversation c covers that the
+	// session has no cursor for.
+	SaveSubscription(ctx context.Context, clientID string, sub MQTTSubscription, c Cover) error
+	// DeleteSubscription forgets one.
+	DeleteSubscription(ctx context.Context, clientID, filter string) error
+	// Cursors returns a session's cursors, by conversation.
+	Cursors(ctx context.Context, clientID string) (map[string]Cursor, error)
+	// SaveCursors records some of a session's cursors (none if the session
+	// is not recorded).
+	SaveCursors(ctx context.Context, clientID string, c map[string]Cursor) error
+	// Covered lists the conversations c covers, with their last seqs.
+	Covered(ctx context.Context, c Cover) ([]ConvHead, error)
+	// MessagesAfter returns up to limit of conv's messages after seq after,
+	// in seq order; with agent not 0, only those stored for that agent.
+	MessagesAfter(ctx context.Context, conv string, after, agent int64, limit int) ([]Message, error)
+}

@@ -66,7 +66,7 @@ func FuzzPublish(f *testing.F) {
 		if !utf8.ValidString(v.CID) || utf8.RuneCountInString(v.CID) > wire.MaxCIDLen {
 			t.Fatalf("accepted cid %q", v.CID)
 		}
-		if !utf8.Valid(v.Body) || !json.Valid(v.Body) || !validJSONText(v.Body) {
+		if !utf8.Valid(v.Body) || !json.Valid(v.Body) || !wire.ValidText(v.Body) {
 			t.Fatalf("accepted body is not valid UTF-8 JSON: %q", v.Body)
 		}
 		again, err := validatePublish(v)

@@ -93,6 +93,7 @@ const (
 	EventCSQueue       = "cs_queue"
 	EventCSQueued      = "cs_queued"
 	EventCSDequeued    = "cs_dequeued"
+	EventResync        = "resync"
 )
 
 // Error codes of the error event.
@@ -144,6 +145,15 @@ type QueueEvent struct {
 	Shop     int64  `json:"shop"`
 	Position int    `json:"position"`
 	ETA      *int64 `json:"eta_s"`
+}
+
+// ResyncEvent tells a persistent session that reconnected that more
+// messages of conv were missed than it is sent (PROTOCOL.md §9): it gets
+// the newest ones, and pages history for those after AfterSeq before them.
+type ResyncEvent struct {
+	Event    string `json:"event"` // "resync"
+	Conv     string `json:"conv"`
+	AfterSeq int64  `json:"after_seq"`
 }
 
 // QueuedEvent tells a shop's online agents that a session entered the

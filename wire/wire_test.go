@@ -28,6 +28,7 @@ func TestGolden(t *testing.T) {
 		"event_cs_queue":      QueueEvent{Event: EventCSQueue, Session: 12, Shop: 1, Position: 2},
 		"event_cs_queued":     QueuedEvent{Event: EventCSQueued, Session: 12, Shop: 1, Customer: 9, Conv: "s:1:9", CreatedAt: 1732330000000},
 		"event_cs_dequeued":   DequeuedEvent{Event: EventCSDequeued, Session: 12, Shop: 1},
+		"event_resync":        ResyncEvent{Event: EventResync, Conv: "u:1:2", AfterSeq: 40},
 		"error_response":      ErrorResponse{Error: ErrorBody{Code: HTTPNotFound, Message: "no such room"}},
 	} {
 		t.Run(name, func(t *testing.T) { checkGolden(t, name, v) })

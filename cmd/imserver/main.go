@@ -63,9 +63,9 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 func parseConfig(args []string, lookupEnv func(string) (string, bool), stderr io.Writer) (app.Config, slog.Level, error) {
 	env := envOr(lookupEnv)
 	var (
-		def                                                                                           = app.DefaultConfig()
-		cfg                                                                                           app.Config
-		ttl, rate, burst, origins, lvl, uploadMax, connRate, pending, regRate, guestRate, maxSessions string
+		def                                                                                                      = app.DefaultConfig()
+		cfg                                                                                                      app.Config
+		ttl, rate, burst, origins, lvl, uploadMax, connRate, pending, regRate, guestRate, maxSessions, resumeMax string
 	)
 	fs := flag.NewFlagSet("imserver", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -88,6 +88,7 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), stderr io
 	fs.StringVar(&regRate, "register-rate", env("IM_REGISTER_RATE", strconv.Itoa(def.RegisterRate)), "registrations per minute per client IP; 0 = unlimited [IM_REGISTER_RATE]")
 	fs.StringVar(&guestRate, "guest-rate", env("IM_GUEST_RATE", strconv.Itoa(def.GuestRate)), "guest and visitor sign-ins per minute per client IP; 0 = unlimited [IM_GUEST_RATE]")
 	fs.StringVar(&maxSessions, "max-sessions", env("IM_MAX_SESSIONS", strconv.Itoa(def.MaxSessions)), "MQTT connections plus parked persistent sessions one user may hold; the oldest parked session goes first; 0 = unlimited [IM_MAX_SESSIONS]")
+	fs.StringVar(&resumeMax, "resume-max", env("IM_RESUME_MAX", strconv.Itoa(def.ResumeMax)), "missed messages of one conversation a reconnecting persistent MQTT session is sent at most, the newest, after a resync event [IM_RESUME_MAX]")
 	fs.StringVar(&cfg.TrustedProxies, "trusted-proxies", env("IM_TRUSTED_PROXIES", ""), "comma-separated IPs or CIDRs of reverse proxies whose X-Forwarded-For is believed [IM_TRUSTED_PROXIES]")
 	fs.StringVar(&lvl, "log-level", env("IM_LOG_LEVEL", "info"), "debug, info, warn or error [IM_LOG_LEVEL]")
 	fs.Usage = func() {
@@ -128,6 +129,9 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), stderr io
 	}
 	if cfg.MaxSessions, err = strconv.Atoi(maxSessions); err != nil || cfg.MaxSessions < 0 {
 		return cfg, 0, fmt.Errorf("max-sessions %q: want an integer ≥ 0", maxSessions)
+	}
+	if cfg.ResumeMax, err = strconv.Atoi(resumeMax); err != nil || cfg.ResumeMax < 1 {
+		return cfg, 0, fmt.Errorf("resume-max %q: want an integer ≥ 1", resumeMax)
 	}
 	if _, err := throttle.ParseProxies(cfg.TrustedProxies); err != nil {
 		return cfg, 0, fmt.Errorf("trusted-proxies: %w", err)

@@ -46,6 +46,7 @@ type Server struct {
 	MQTTAddr string // 127.0.0.1:port
 	WSURL    string // ws://127.0.0.1:port/mqtt
 	DBURL    string
+	Engine   Engine
 	Admin    User
 	t        testing.TB
 	seq      atomic.Int64
@@ -127,7 +128,7 @@ func Start(t testing.TB, o Options) *Server {
 	if err := a.Start(); err != nil {
 		t.Fatalf("start server: %v", err)
 	}
-	s := &Server{App: a, URL: "http://" + a.HTTPAddr(), MQTTAddr: a.MQTTAddr(), WSURL: "ws://" + a.HTTPAddr() + "/mqtt", DBURL: o.DBURL, t: t}
+	s := &Server{App: a, URL: "http://" + a.HTTPAddr(), MQTTAddr: a.MQTTAddr(), WSURL: "ws://" + a.HTTPAddr() + "/mqtt", DBURL: o.DBURL, Engine: o.Engine, t: t}
 	s.stop = sync.OnceFunc(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
