@@ -154,8 +154,13 @@ func (s *Store) appendTx(ctx context.Context, tx *sqlx.Tx, m im.Message) (_ im.M
 const conversationColumns = `conv_id, kind, user_a, user_b, room_id, shop_id, customer, last_seq, updated_at`
 
 // The append path's statements, each of one text whatever the number of
-// rows (see rowsExpr), prepared at Open.
+// rows (see rowsExpr), prepared at Open. SQLite, which runs each once per
+// row, gets plain VALUES and no RETURNING (SQLite gathers RETURNING rows
+// in a temporary table, opened at every run).
 func (s *Store) sqlBumpSeqs() string {
+	if s.engine != Postgres {
+		return `UPDATE conversations SET last_seq = last_seq + ?, updated_at = ? WHERE conv_id = ?`
+	}
 	return `
 		INSERT INTO conversations (` + conversationColumns + `)
 		SELECT ` + conversationColumns + ` FROM ` + s.rowsExpr(convCols(nil)) + ` WHERE true
@@ -163,9 +168,29 @@ func (s *Store) sqlBumpSeqs() string {
 		RETURNING conv_id, last_seq`
 }
 
+// SQLite's statements for a conversation's first message, and for reading
+// its last seq after bumpSeqs' UPDATE.
+const (
+	sqlCreateConversation = `INSERT INTO conversations (` + conversationColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	sqlLastSeq            = `SELECT last_seq FROM conversations WHERE conv_id = ?`
+)
+
+// insertFrom is what an INSERT takes its rows from: the typed rows of
+// rowsExpr on PostgreSQL, one row of parameters on SQLite.
+func (s *Store) insertFrom(cols []column) string {
+	if s.engine != Postgres {
+		return `VALUES (` + strings.TrimSuffix(strings.Repeat("?, ", len(cols)), ", ") + `)`
+	}
+	names := make([]string, len(cols))
+	for i, c := range cols {
+		names[i] = "v." + c.name
+	}
+	return `SELECT ` + strings.Join(names, ", ") + ` FROM ` + s.rowsExpr(cols) + ` WHERE true`
+}
+
 func (s *Store) sqlInsertMessages() string {
 	return `
-		INSERT INTO messages (` + messageSelect("") + `) SELECT ` + messageSelect("v") + ` FROM ` + s.rowsExpr(msgCols(nil)) + ` WHERE true
+		INSERT INTO messages (` + messageSelect("") + `) ` + s.insertFrom(msgCols(nil)) + `
 		ON CONFLICT (sender, conv_id, cid) WHERE cid IS NOT NULL DO NOTHING`
 }
 
@@ -176,7 +201,7 @@ func (s *Store) sqlFindDups() string {
 
 func (s *Store) sqlAdvanceReaders() string {
 	return `
-		INSERT INTO read_positions (conv_id, uid, read_seq) SELECT v.conv_id, v.uid, v.read_seq FROM ` + s.rowsExpr(readerCols(nil, nil)) + ` WHERE true
+		INSERT INTO read_positions (conv_id, uid, read_seq) ` + s.insertFrom(readerCols(nil, nil)) + `
 		ON CONFLICT (conv_id, uid) DO UPDATE SET read_seq = excluded.read_seq
 		WHERE read_positions.read_seq < excluded.read_seq`
 }
@@ -192,7 +217,7 @@ func (s *Store) buildAppendSQL() appendSQL {
 }
 
 func (q appendSQL) all() []string {
-	return []string{q.bumpSeqs, q.insertMessages, q.findDups, q.advanceReaders}
+	return []string{q.bumpSeqs, q.insertMessages, q.findDups, q.advanceReaders, sqlCreateConversation, sqlLastSeq}
 }
 
 func convCols(rows []*convRow) []column {
@@ -276,7 +301,13 @@ func (s *Store) bumpSeqs(ctx context.Context, tx *sqlx.Tx, msgs []im.Message) ([
 		r.ts = max(r.ts, m.TS)
 	}
 	slices.SortFunc(rows, func(a, b *convRow) int { return strings.Compare(a.id, b.id) })
-	last, err := selectRows[lastSeq](ctx, s, tx, s.sql.bumpSeqs, len(rows), convCols(rows))
+	var last []lastSeq
+	var err error
+	if s.engine == Postgres {
+		last, err = selectRows[lastSeq](ctx, s, tx, s.sql.bumpSeqs, len(rows), convCols(rows))
+	} else {
+		last, err = s.bumpSeqsSQLite(ctx, tx, rows)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("next seqs: %w", mapErr(err))
 	}
@@ -295,6 +326,41 @@ func (s *Store) bumpSeqs(ctx context.Context, tx *sqlx.Tx, msgs []im.Message) ([
 		r.firstSeq++
 	}
 	return seqs, nil
+}
+
+// bumpSeqsSQLite is bumpSeqs' statement on SQLite, one conversation at a
+// time: raise its last seq, or create it.
+func (s *Store) bumpSeqsSQLite(ctx context.Context, tx *sqlx.Tx, rows []*convRow) ([]lastSeq, error) {
+	update, err := s.prepared(ctx, tx, s.sql.bumpSeqs)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]lastSeq, len(rows))
+	for i, r := range rows {
+		out[i].Conv = r.id
+		res, err := update.ExecContext(ctx, r.n, r.ts, r.id)
+		if err != nil {
+			return nil, err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return nil, err
+		} else if n == 0 { // its first message
+			cols := convCols(rows)
+			if _, err := execRowsAt(ctx, s, tx, sqlCreateConversation, i, cols); err != nil {
+				return nil, err
+			}
+			out[i].LastSeq = r.n
+			continue
+		}
+		st, err := s.prepared(ctx, tx, sqlLastSeq)
+		if err != nil {
+			return nil, err
+		}
+		if err := st.GetContext(ctx, &out[i].LastSeq, r.id); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // insertMessages inserts msgs, skipping those already stored under their

@@ -91,6 +91,20 @@ func selectRows[T any](ctx context.Context, s *Store, tx *sqlx.Tx, query string,
 	return out, nil
 }
 
+// execRowsAt runs query, a statement of one row of parameters (SQLite),
+// for row i of cols.
+func execRowsAt(ctx context.Context, s *Store, tx *sqlx.Tx, query string, i int, cols []column) (int64, error) {
+	st, err := s.prepared(ctx, tx, query)
+	if err != nil {
+		return 0, err
+	}
+	res, err := st.ExecContext(ctx, rowArgs(i, cols, nil)...)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
 // execRows runs query, a statement reading rowsExpr(cols), for n rows,
 // and returns how many rows it affected.
 func execRows(ctx context.Context, s *Store, tx *sqlx.Tx, query string, n int, cols []column) (int64, error) {
