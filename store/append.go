@@ -210,14 +210,23 @@ func (s *Store) sqlAdvanceReaders() string {
 // store's engine.
 type appendSQL struct {
 	bumpSeqs, insertMessages, findDups, advanceReaders string
+	oneTrip                                            string // PostgreSQL: a group in one statement (onetrip.go)
 }
 
 func (s *Store) buildAppendSQL() appendSQL {
-	return appendSQL{s.sqlBumpSeqs(), s.sqlInsertMessages(), s.sqlFindDups(), s.sqlAdvanceReaders()}
+	q := appendSQL{bumpSeqs: s.sqlBumpSeqs(), insertMessages: s.sqlInsertMessages(), findDups: s.sqlFindDups(), advanceReaders: s.sqlAdvanceReaders()}
+	if s.engine == Postgres {
+		q.oneTrip = sqlOneTrip()
+	}
+	return q
 }
 
 func (q appendSQL) all() []string {
-	return []string{q.bumpSeqs, q.insertMessages, q.findDups, q.advanceReaders, sqlCreateConversation, sqlLastSeq}
+	all := []string{q.bumpSeqs, q.insertMessages, q.findDups, q.advanceReaders, sqlCreateConversation, sqlLastSeq}
+	if q.oneTrip != "" {
+		all = append(all, q.oneTrip)
+	}
+	return all
 }
 
 func convCols(rows []*convRow) []column {

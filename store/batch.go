@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -250,6 +251,24 @@ func (a *appender) run(group []*appendReq) {
 // before (same sender, conversation and cid), it rolls back and returns
 // them in dups. An error means the group failed as a whole.
 func (a *appender) runGroup(ctx context.Context, group []*appendReq, live []int, res []appendRes) (map[dupKey]im.Message, error) {
+	if a.s.sql.oneTrip != "" && !slices.ContainsFunc(live, func(i int) bool { return group[i].isJob() }) {
+		// PostgreSQL, messages only: one statement, one round trip.
+		msgs := make([]im.Message, len(live))
+		for k, i := range live {
+			msgs[k] = group[i].m
+		}
+		stored, err := a.s.appendOneTrip(ctx, msgs)
+		if err == nil {
+			for k, i := range live {
+				res[i] = appendRes{m: stored[k]}
+			}
+			return nil, nil
+		}
+		if !errors.Is(err, im.ErrConflict) && !transient(err) {
+			return nil, err
+		}
+		// A re-sent message (or a deadlock): the transaction below finds it.
+	}
 	out := make([]appendRes, len(live))
 	var dups map[dupKey]im.Message
 	savepoints := len(live) > 1
