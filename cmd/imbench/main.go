@@ -94,7 +94,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.DurationVar(&o.s.Warmup, "warmup", time.Second, "unmeasured time before each phase")
 	fs.IntVar(&o.s.Payload, "payload", 128, "bytes of each publish")
 	fs.IntVar(&o.s.Inflight, "inflight", 64, "W1: unacknowledged publishes per user in the pipelined phase, after the closed-loop ones (1: no pipelined phase)")
-	subQoS := fs.Uint("sub-qos", 1, "QoS of the subscriptions: imserver always delivers at QoS 0, so 0 makes the bare broker deliver the same way (like for like); 1 makes it deliver at QoS 1, with a PUBACK per delivery")
+	subQoS := fs.Uint("sub-qos", 1, "QoS of the subscriptions: both imserver and the bare broker deliver at it (1: a PUBACK per delivery)")
 	fs.Int64Var(&o.s.MaxMessages, "max-messages", 5_000_000, "at most this many publishes per phase")
 	fs.IntVar(&o.s.Users, "users", 20, "W1: users, each with one connection")
 	fs.Float64Var(&o.s.Rate, "rate", 0, "W1: offered msgs/s over all users; 0 = as fast as the acks allow")
