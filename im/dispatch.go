@@ -324,7 +324,9 @@ func (d *dispatcher) readForDelivery(ctx context.Context, tx SupportTx, r *route
 // afterWrites calls fn in the order of the store's writes, once every
 // write queued before is stored and delivered.
 func (d *dispatcher) afterWrites(fn func()) {
-	d.store.SupportWrite(func(context.Context, SupportTx) (TxEnd, error) { return Rollback, nil }, func(error) { fn() })
+	// Commit, not Rollback: nothing is written, and a rollback would make
+	// the store run the job's whole group again with savepoints.
+	d.store.SupportWrite(func(context.Context, SupportTx) (TxEnd, error) { return Commit, nil }, func(error) { fn() })
 }
 
 // write runs fn in the store's write pipeline, then deliver (if fn
@@ -675,7 +677,7 @@ func (d *dispatcher) customerState(uid int64) {
 			}
 			states = append(states, st)
 		}
-		return Rollback, nil // read only
+		return Commit, nil // read only: nothing to keep, nothing to undo (see afterWrites)
 	}, func(err error) {
 		if err != nil {
 			d.log.Warn("customer's sessions", "uid", uid, "error", err)

@@ -141,7 +141,9 @@ type SupportStore interface {
 	// with fn's error, on the pipeline's goroutine, in the order of the
 	// writes: what it delivers is in seq order with every message stored
 	// before and after. after must not block. fn may run more than once
-	// (it must start afresh each time) and gets the context to use.
+	// (it must start afresh each time) and gets the context to use. A
+	// Rollback is for undoing work: a read-only fn returns Commit (the
+	// store may undo and rerun the writes around a rollback).
 	SupportWrite(fn func(ctx context.Context, tx SupportTx) (TxEnd, error), after func(error))
 
 	// IdentitySecret returns the shop's identity secret, first setting it

@@ -25,9 +25,10 @@ import (
 //	INSERT INTO messages … ON CONFLICT (sender, conv_id, cid) DO NOTHING                     -- fewer rows: re-sent cids
 //	INSERT INTO read_positions … ON CONFLICT DO UPDATE …
 //
-// On PostgreSQL the rows of each statement come from one typed array per
-// column, so each runs once per group; on SQLite each runs once per row.
-// Either way its text, and so its plan, never depends on the group's size
+// On SQLite each runs once per row. On PostgreSQL the rows come from one
+// typed array per column, and the three are one statement of
+// data-modifying CTEs (onetrip.go): one round trip per group. Either way
+// a statement's text, and so its plan, never depends on the group's size
 // (see rowsExpr).
 
 // messageColumns declares the messages table's columns once: the name, the
@@ -111,6 +112,9 @@ type appended struct {
 // sender, conversation and cid), it returns those in dups: the caller
 // must roll back, the seqs having been taken.
 func (s *Store) appendMessages(ctx context.Context, tx *sqlx.Tx, msgs []im.Message) (appended, error) {
+	if s.sql.oneTripTx != "" {
+		return s.appendOneTripTx(ctx, tx, msgs)
+	}
 	var res appended
 	seqs, err := s.bumpSeqs(ctx, tx, msgs)
 	if err != nil {
@@ -153,20 +157,11 @@ func (s *Store) appendTx(ctx context.Context, tx *sqlx.Tx, m im.Message) (_ im.M
 // conversationColumns are a conversation row's columns.
 const conversationColumns = `conv_id, kind, user_a, user_b, room_id, shop_id, customer, last_seq, updated_at`
 
-// The append path's statements, each of one text whatever the number of
-// rows (see rowsExpr), prepared at Open. SQLite, which runs each once per
-// row, gets plain VALUES and no RETURNING (SQLite gathers RETURNING rows
-// in a temporary table, opened at every run).
-func (s *Store) sqlBumpSeqs() string {
-	if s.engine != Postgres {
-		return `UPDATE conversations SET last_seq = last_seq + ?, updated_at = ? WHERE conv_id = ?`
-	}
-	return `
-		INSERT INTO conversations (` + conversationColumns + `)
-		SELECT ` + conversationColumns + ` FROM ` + s.rowsExpr(convCols(nil)) + ` WHERE true
-		ON CONFLICT (conv_id) DO UPDATE SET last_seq = conversations.last_seq + excluded.last_seq, updated_at = excluded.updated_at
-		RETURNING conv_id, last_seq`
-}
+// The append path's statements on SQLite, each of one text whatever the
+// number of rows, prepared at Open. SQLite runs each once per row: plain
+// VALUES and no RETURNING (SQLite gathers RETURNING rows in a temporary
+// table, opened at every run).
+const sqlBumpSeqs = `UPDATE conversations SET last_seq = last_seq + ?, updated_at = ? WHERE conv_id = ?`
 
 // SQLite's statements for a conversation's first message, and for reading
 // its last seq after bumpSeqs' UPDATE.
@@ -209,24 +204,25 @@ func (s *Store) sqlAdvanceReaders() string {
 // appendSQL holds the append path's statements, built once for the
 // store's engine.
 type appendSQL struct {
-	bumpSeqs, insertMessages, findDups, advanceReaders string
-	oneTrip                                            string // PostgreSQL: a group in one statement (onetrip.go)
+	insertMessages, findDups, advanceReaders string // SQLite, with sqlBumpSeqs
+	oneTrip, oneTripTx                       string // PostgreSQL: a group in one statement (onetrip.go)
 }
 
 func (s *Store) buildAppendSQL() appendSQL {
-	q := appendSQL{bumpSeqs: s.sqlBumpSeqs(), insertMessages: s.sqlInsertMessages(), findDups: s.sqlFindDups(), advanceReaders: s.sqlAdvanceReaders()}
+	q := appendSQL{findDups: s.sqlFindDups()}
 	if s.engine == Postgres {
-		q.oneTrip = sqlOneTrip()
+		q.oneTrip, q.oneTripTx = sqlOneTrip(false), sqlOneTrip(true)
+	} else {
+		q.insertMessages, q.advanceReaders = s.sqlInsertMessages(), s.sqlAdvanceReaders()
 	}
 	return q
 }
 
 func (q appendSQL) all() []string {
-	all := []string{q.bumpSeqs, q.insertMessages, q.findDups, q.advanceReaders, sqlCreateConversation, sqlLastSeq}
 	if q.oneTrip != "" {
-		all = append(all, q.oneTrip)
+		return []string{q.oneTrip, q.oneTripTx, q.findDups}
 	}
-	return all
+	return []string{sqlBumpSeqs, q.insertMessages, q.findDups, q.advanceReaders, sqlCreateConversation, sqlLastSeq}
 }
 
 func convCols(rows []*convRow) []column {
@@ -288,8 +284,8 @@ type lastSeq struct {
 	LastSeq int64  `db:"last_seq"`
 }
 
-// bumpSeqs raises each conversation's last_seq by its number of messages,
-// creating the conversations not there yet, in one statement, and returns
+// bumpSeqs (SQLite) raises each conversation's last_seq by its number of
+// messages, creating the conversations not there yet, and returns
 // each message's seq. Conversations are locked in the order of their ids,
 // so two groups never wait for each other crosswise.
 func (s *Store) bumpSeqs(ctx context.Context, tx *sqlx.Tx, msgs []im.Message) ([]int64, error) {
@@ -310,13 +306,7 @@ func (s *Store) bumpSeqs(ctx context.Context, tx *sqlx.Tx, msgs []im.Message) ([
 		r.ts = max(r.ts, m.TS)
 	}
 	slices.SortFunc(rows, func(a, b *convRow) int { return strings.Compare(a.id, b.id) })
-	var last []lastSeq
-	var err error
-	if s.engine == Postgres {
-		last, err = selectRows[lastSeq](ctx, s, tx, s.sql.bumpSeqs, len(rows), convCols(rows))
-	} else {
-		last, err = s.bumpSeqsSQLite(ctx, tx, rows)
-	}
+	last, err := s.bumpSeqsSQLite(ctx, tx, rows)
 	if err != nil {
 		return nil, fmt.Errorf("next seqs: %w", mapErr(err))
 	}
@@ -340,7 +330,7 @@ func (s *Store) bumpSeqs(ctx context.Context, tx *sqlx.Tx, msgs []im.Message) ([
 // bumpSeqsSQLite is bumpSeqs' statement on SQLite, one conversation at a
 // time: raise its last seq, or create it.
 func (s *Store) bumpSeqsSQLite(ctx context.Context, tx *sqlx.Tx, rows []*convRow) ([]lastSeq, error) {
-	update, err := s.prepared(ctx, tx, s.sql.bumpSeqs)
+	update, err := s.prepared(ctx, tx, sqlBumpSeqs)
 	if err != nil {
 		return nil, err
 	}

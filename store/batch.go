@@ -27,8 +27,11 @@ import (
 // subscribers in seq order without any lock.
 //
 // In a group, consecutive messages are stored together by appendMessages;
-// a transaction function (a job) runs in a savepoint of its own, so that
-// its rollback undoes only its own work. If the group fails (a lock
+// transaction functions (jobs) run one after the other, without
+// savepoints at first. A job that fails or rolls back (a re-sent message,
+// say) undoes the whole group, which then runs again with each job in a
+// savepoint of its own, so that its rollback undoes only its own work.
+// Read-only jobs commit. If the group fails (a lock
 // conflict, a duplicate raced in by another server sharing the database),
 // its writes run again one by one, each with its own answer.
 
@@ -205,8 +208,13 @@ func (a *appender) run(group []*appendReq) {
 		}
 		live = append(live, i)
 	}
+	saved := false // jobs without savepoints, until one fails or rolls back
 	for len(live) > 0 {
-		dups, err := a.runGroup(ctx, group, live, res)
+		dups, err := a.runGroup(ctx, group, live, res, saved)
+		if errors.Is(err, errJobUndone) && !saved {
+			saved = true // again, each job in a savepoint of its own
+			continue
+		}
 		if err != nil {
 			break
 		}
@@ -250,7 +258,12 @@ func (a *appender) run(group []*appendReq) {
 // is committed, fills their answers in res. If some messages were stored
 // before (same sender, conversation and cid), it rolls back and returns
 // them in dups. An error means the group failed as a whole.
-func (a *appender) runGroup(ctx context.Context, group []*appendReq, live []int, res []appendRes) (map[dupKey]im.Message, error) {
+//
+// Jobs run in savepoints of their own when saved. Otherwise (the common
+// case: a savepoint is a round trip on PostgreSQL) a job that fails or
+// rolls back, among other writes, undoes the whole group, which answers
+// errJobUndone: the caller runs it again, saved.
+func (a *appender) runGroup(ctx context.Context, group []*appendReq, live []int, res []appendRes, saved bool) (map[dupKey]im.Message, error) {
 	if a.s.sql.oneTrip != "" && !slices.ContainsFunc(live, func(i int) bool { return group[i].isJob() }) {
 		// PostgreSQL, messages only: one statement, one round trip.
 		msgs := make([]im.Message, len(live))
@@ -271,15 +284,19 @@ func (a *appender) runGroup(ctx context.Context, group []*appendReq, live []int,
 	}
 	out := make([]appendRes, len(live))
 	var dups map[dupKey]im.Message
-	savepoints := len(live) > 1
+	savepoints := saved && len(live) > 1
 	_, err := a.s.inTx(ctx, func(tx *sqlx.Tx) (im.TxEnd, error) {
+		open := false // a job's savepoint, still to release
 		for k := 0; k < len(live); {
 			if r := group[live[k]]; r.isJob() {
 				var err error
-				if out[k].err, err = a.s.runSaved(ctx, tx, r.job, savepoints); err != nil {
+				if out[k].err, err = a.s.runSaved(ctx, tx, r.job, savepoints, &open); err != nil {
 					return im.Rollback, err
 				}
 				if !savepoints && out[k].err != nil {
+					if len(live) > 1 {
+						return im.Rollback, errJobUndone
+					}
 					return im.Rollback, nil // the lone job failed: nothing else to keep
 				}
 				k++
@@ -322,10 +339,13 @@ func (a *appender) runGroup(ctx context.Context, group []*appendReq, live []int,
 }
 
 // runSaved runs a job in tx, in a savepoint of its own when saved, and
-// returns the job's own error. The savepoint is released if the job
-// succeeds and wants its work kept, rolled back to otherwise. err reports
-// that tx itself failed.
-func (s *Store) runSaved(ctx context.Context, tx *sqlx.Tx, job func(context.Context, *sqlx.Tx) (im.TxEnd, error), saved bool) (jobErr, err error) {
+// returns the job's own error. The savepoint is rolled back to if the job
+// fails or wants its work undone. err reports that tx itself failed.
+//
+// On PostgreSQL a savepoint is released when the next one is made, in the
+// same round trip (open says one is still to release), or by the commit:
+// a job costs one round trip for its savepoint, not two.
+func (s *Store) runSaved(ctx context.Context, tx *sqlx.Tx, job func(context.Context, *sqlx.Tx) (im.TxEnd, error), saved bool, open *bool) (jobErr, err error) {
 	if !saved {
 		end, jobErr := job(ctx, tx)
 		if transient(jobErr) {
@@ -336,9 +356,15 @@ func (s *Store) runSaved(ctx context.Context, tx *sqlx.Tx, job func(context.Cont
 		}
 		return jobErr, nil
 	}
-	if _, err := tx.ExecContext(ctx, `SAVEPOINT job`); err != nil {
+	q := `SAVEPOINT job`
+	if *open {
+		// Two statements in one simple query (no parameters).
+		q = `RELEASE SAVEPOINT job; SAVEPOINT job`
+	}
+	if _, err := tx.ExecContext(ctx, q); err != nil {
 		return nil, mapErr(err)
 	}
+	*open = true
 	end, jobErr := job(ctx, tx)
 	if transient(jobErr) {
 		// A deadlock with another server's transaction, say: the whole
@@ -346,15 +372,23 @@ func (s *Store) runSaved(ctx context.Context, tx *sqlx.Tx, job func(context.Cont
 		return nil, jobErr
 	}
 	if jobErr != nil || end == im.Rollback {
+		// The savepoint stays, empty, until it is released.
 		if _, err := tx.ExecContext(ctx, `ROLLBACK TO SAVEPOINT job`); err != nil {
 			return jobErr, mapErr(err)
 		}
 	}
-	if _, err := tx.ExecContext(ctx, `RELEASE SAVEPOINT job`); err != nil {
-		return jobErr, mapErr(err)
+	if s.engine != Postgres { // in-process: no round trip to save
+		if _, err := tx.ExecContext(ctx, `RELEASE SAVEPOINT job`); err != nil {
+			return jobErr, mapErr(err)
+		}
+		*open = false
 	}
 	return jobErr, nil
 }
+
+// errJobUndone reports a group undone by one of its jobs, run without
+// savepoints: it runs again, with them.
+var errJobUndone = errors.New("a job failed or rolled back: the group runs again with savepoints")
 
 // errRolledBack marks a lone job that chose to roll back: its transaction
 // ends, and the job's answer is no error.

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/jmoiron/sqlx"
+
 	"github.com/imserver/imserver/im"
 	"github.com/imserver/imserver/topics"
 )
@@ -22,11 +24,19 @@ import (
 // A message whose cid was stored before makes the statement fail with a
 // unique violation, storing nothing: the group then runs in a transaction
 // (batch.go), which finds the re-sent ones.
+//
+// Inside a transaction (a group with customer-service work, or after such a
+// failure) appendMessages runs the statement's other form: re-sent
+// messages are skipped (ON CONFLICT DO NOTHING), read positions follow the
+// rows inserted, and the statement says how many were; fewer than given
+// means re-sent ones, which the caller rolls back as after the three
+// statements. One round trip instead of three there too.
 
-// sqlOneTrip is the statement. $1–$9 are the conversations (as bumpSeqs
-// has them, sorted by id: the locks are taken in that order), then the
-// messages' columns and their place in their conversation (ord).
-func sqlOneTrip() string {
+// sqlOneTrip is the statement, outside a transaction or, inTx, inside
+// one. $1–$9 are the conversations (as bumpSeqs has them, sorted by id:
+// the locks are taken in that order), then the messages' columns and their
+// place in their conversation (ord).
+func sqlOneTrip(inTx bool) string {
 	convNames := []string{"conv_id", "kind", "user_a", "user_b", "room_id", "shop_id", "customer", "last_seq", "updated_at"}
 	convTypes := []string{"TEXT", "TEXT", "BIGINT", "BIGINT", "BIGINT", "BIGINT", "BIGINT", "BIGINT", "BIGINT"}
 	var convParams []string
@@ -59,6 +69,13 @@ func sqlOneTrip() string {
 		}
 	}
 	mcols = append(mcols, "ord")
+	insTail, readFrom, inserted := "", "numbered", "0"
+	if inTx {
+		insTail = `
+			ON CONFLICT (sender, conv_id, cid) WHERE cid IS NOT NULL DO NOTHING
+			RETURNING conv_id, sender, seq`
+		readFrom, inserted = "ins", "(SELECT count(*) FROM ins)"
+	}
 	return `
 		WITH bumped AS (
 			INSERT INTO conversations (` + strings.Join(convNames, ", ") + `)
@@ -73,21 +90,64 @@ func sqlOneTrip() string {
 			JOIN unnest(CAST($1 AS TEXT[]), CAST($8 AS BIGINT[])) AS c(conv_id, n) ON c.conv_id = m.conv_id
 		),
 		ins AS (
-			INSERT INTO messages (` + strings.Join(msgNames, ", ") + `) SELECT * FROM numbered
+			INSERT INTO messages (` + strings.Join(msgNames, ", ") + `) SELECT * FROM numbered` + insTail + `
 		),
 		rp AS (
 			INSERT INTO read_positions (conv_id, uid, read_seq)
-			SELECT conv_id, sender, MAX(seq) FROM numbered WHERE sender <> 0 GROUP BY conv_id, sender
+			SELECT conv_id, sender, MAX(seq) FROM ` + readFrom + ` WHERE sender <> 0 GROUP BY conv_id, sender
 			ON CONFLICT (conv_id, uid) DO UPDATE SET read_seq = excluded.read_seq
 			WHERE read_positions.read_seq < excluded.read_seq
 		)
-		SELECT conv_id, last_seq FROM bumped`
+		SELECT conv_id, last_seq, ` + inserted + ` AS inserted FROM bumped`
 }
 
 // appendOneTrip stores msgs, a group of messages, in sqlOneTrip. It
 // returns them with their seqs; an im.ErrConflict error means a message
 // was stored before (nothing was stored).
 func (s *Store) appendOneTrip(ctx context.Context, msgs []im.Message) ([]im.Message, error) {
+	st, ok := s.stmts[s.sql.oneTrip]
+	if !ok {
+		return nil, fmt.Errorf("one-trip statement not prepared")
+	}
+	out, _, err := runOneTrip(ctx, st, msgs)
+	return out, err
+}
+
+// appendOneTripTx is appendMessages on PostgreSQL: msgs stored in tx in
+// one statement, re-sent ones skipped and then found, under the
+// conversations' locks, for the caller to roll back.
+func (s *Store) appendOneTripTx(ctx context.Context, tx *sqlx.Tx, msgs []im.Message) (appended, error) {
+	st, err := s.prepared(ctx, tx, s.sql.oneTripTx)
+	if err != nil {
+		return appended{}, fmt.Errorf("store messages: %w", mapErr(err))
+	}
+	out, inserted, err := runOneTrip(ctx, st, msgs)
+	if err != nil {
+		return appended{}, err
+	}
+	res := appended{msgs: out}
+	if inserted < len(msgs) { // some were re-sent
+		if res.dups, err = s.findDups(ctx, tx, msgs); err != nil {
+			return res, err
+		}
+		if len(res.dups) == 0 {
+			return res, fmt.Errorf("insert messages: %d of %d stored, and no copy found", inserted, len(msgs))
+		}
+	}
+	return res, nil
+}
+
+// oneTripRow is a row of sqlOneTrip's answer: a conversation's new last
+// seq, and (inside a transaction) how many messages were inserted.
+type oneTripRow struct {
+	Conv     string `db:"conv_id"`
+	LastSeq  int64  `db:"last_seq"`
+	Inserted int    `db:"inserted"`
+}
+
+// runOneTrip runs st, a form of sqlOneTrip, for msgs: it returns them with
+// their seqs, and how many were inserted.
+func runOneTrip(ctx context.Context, st *sqlx.Stmt, msgs []im.Message) ([]im.Message, int, error) {
 	byID := map[string]*convRow{}
 	var rows []*convRow
 	ord := make([]int64, len(msgs))
@@ -96,7 +156,7 @@ func (s *Store) appendOneTrip(ctx context.Context, msgs []im.Message) ([]im.Mess
 		if r == nil {
 			c, err := topics.ParseConv(m.Conv)
 			if err != nil {
-				return nil, fmt.Errorf("%w: %w", im.ErrInvalid, err)
+				return nil, 0, fmt.Errorf("%w: %w", im.ErrInvalid, err)
 			}
 			r = &convRow{id: m.Conv, c: c}
 			byID[m.Conv] = r
@@ -116,27 +176,25 @@ func (s *Store) appendOneTrip(ctx context.Context, msgs []im.Message) ([]im.Mess
 	}
 	cols = append(cols, column{"ord", "BIGINT", func(i int) any { return ord[i] }})
 	args = append(args, arrayArgs(len(msgs), cols)...)
-	st, ok := s.stmts[s.sql.oneTrip]
-	if !ok {
-		return nil, fmt.Errorf("one-trip statement not prepared")
-	}
-	var last []lastSeq
+	var last []oneTripRow
 	if err := st.SelectContext(ctx, &last, args...); err != nil {
-		return nil, fmt.Errorf("store messages: %w", mapErr(err))
+		return nil, 0, fmt.Errorf("store messages: %w", mapErr(err))
 	}
+	inserted := len(msgs)
 	for _, l := range last {
 		if r := byID[l.Conv]; r != nil {
 			r.firstSeq = l.LastSeq - r.n + 1
 		}
+		inserted = l.Inserted // the same on every row
 	}
 	out := make([]im.Message, len(msgs))
 	for i, m := range msgs {
 		r := byID[m.Conv]
 		if r.firstSeq <= 0 {
-			return nil, fmt.Errorf("next seq of %s: %w", m.Conv, im.ErrNotFound)
+			return nil, 0, fmt.Errorf("next seq of %s: %w", m.Conv, im.ErrNotFound)
 		}
 		m.Seq = r.firstSeq + ord[i] - 1
 		out[i] = m
 	}
-	return out, nil
+	return out, inserted, nil
 }

@@ -421,6 +421,7 @@ func serveMain(args []string, stdout, stderr io.Writer) error {
 		mux := http.NewServeMux()
 		mux.HandleFunc("/debug/pprof/", httppprof.Index)
 		mux.HandleFunc("/debug/pprof/profile", httppprof.Profile)
+		mux.HandleFunc("/debug/pprof/trace", httppprof.Trace)
 		ps := &http.Server{Addr: *pprofAddr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 		go func() { _ = ps.ListenAndServe() }()
 		defer ps.Close()
