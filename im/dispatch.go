@@ -26,7 +26,21 @@ type dispatcher struct {
 
 	posMu     sync.Mutex
 	positions map[int64]map[int64]int // by shop: the queue position each queued ticket's customer was last told
+
+	hintMu sync.Mutex
+	hints  map[ticketKey]ticketHint // where each customer's last message went, while open
 }
+
+// ticketKey is a customer of a shop.
+type ticketKey struct{ shop, customer int64 }
+
+// ticketHint is the open ticket, and its agent, that a customer's last
+// message went to: where the next one most likely goes (rule 1). It is
+// only a guess, checked by the store (AppendToOpen).
+type ticketHint struct{ ticket, agent int64 }
+
+// maxHints bounds the hints: past it they are forgotten, all at once.
+const maxHints = 1 << 16
 
 // routed is what a customer-service transaction did, to be delivered after
 // it commits.
@@ -86,8 +100,14 @@ func (d *dispatcher) customerMessage(ctx context.Context, p Principal, shopID in
 	d.store.SupportWrite(func(ctx context.Context, tx SupportTx) (TxEnd, error) {
 		// Fast path: the ticket's agent is still available (rule 1): no
 		// shop lock, so messages of different customers of one shop do
-		// not wait for each other.
+		// not wait for each other. Faster still: where the last message
+		// went, in one step.
 		r = routed{}
+		if keyword == "" {
+			if ok, err := d.appendToHinted(ctx, tx, shopID, p.UID, m, &r); ok || err != nil {
+				return r.end(), err
+			}
+		}
 		err := d.appendToAssigned(ctx, tx, shopID, p.UID, m, keyword, &r)
 		if err == nil && r.reroute {
 			r = routed{}
@@ -99,6 +119,48 @@ func (d *dispatcher) customerMessage(ctx context.Context, p Principal, shopID in
 		return r.end(), err
 	}, func(err error) { d.finish(r, err, p.UID, done) })
 	return nil
+}
+
+// appendToHinted stores a customer's message in the open ticket its last
+// message went to, if that ticket's agent is still available (rule 1):
+// one step of the store. ok is false when the hint does not hold any more
+// (or there is none): nothing was written, and the full path runs.
+func (d *dispatcher) appendToHinted(ctx context.Context, tx SupportTx, shopID, customer int64, m Message, r *routed) (bool, error) {
+	d.hintMu.Lock()
+	h, ok := d.hints[ticketKey{shopID, customer}]
+	d.hintMu.Unlock()
+	if !ok || !d.live.Reachable(h.agent) {
+		return false, nil
+	}
+	m.ID, m.TS = d.newID(), d.nowMillis()
+	m.Conv = topics.ServiceConv(shopID, customer)
+	t, stored, ok, dup, err := tx.AppendToOpen(ctx, h.ticket, h.agent, m)
+	if err != nil || !ok {
+		return false, err
+	}
+	r.ticket = t
+	if dup {
+		r.dup = &stored
+	} else {
+		r.msgs = append(r.msgs, stored)
+	}
+	return true, nil
+}
+
+// hint remembers where a customer's message went, if its ticket is open
+// with an agent, for appendToHinted.
+func (d *dispatcher) hint(t Ticket) {
+	k := ticketKey{t.Shop, t.Customer}
+	d.hintMu.Lock()
+	defer d.hintMu.Unlock()
+	if t.Status != TicketOpen || t.Agent == 0 {
+		delete(d.hints, k)
+		return
+	}
+	if d.hints == nil || len(d.hints) >= maxHints {
+		d.hints = map[ticketKey]ticketHint{}
+	}
+	d.hints[k] = ticketHint{t.ID, t.Agent}
 }
 
 // appendToAssigned stores a customer's message in its open ticket when
@@ -292,6 +354,9 @@ func (d *dispatcher) finish(r routed, err error, echo int64, done Done) {
 	case r.dup == nil && len(r.msgs) == 0:
 		done(Message{}, fmt.Errorf("customer service: nothing stored"))
 		return
+	}
+	if r.dup == nil && r.ticket.ID != 0 {
+		d.hint(r.ticket)
 	}
 	d.deliverRouted(r, echo)
 	if r.dup != nil {

@@ -217,6 +217,12 @@ type SupportTx interface {
 	// Append stores a message as MessageStore.AppendMessage does. When it
 	// reports dup, something was written that only a rollback undoes.
 	Append(ctx context.Context, m Message) (stored Message, dup bool, err error)
+	// AppendToOpen is the dispatcher's fast path in one step: if ticket id
+	// is open with agent, and agent is still an agent of its shop and not
+	// away, it locks the ticket and stores m in it as Append does (dup
+	// means the same), and ok is true; otherwise it writes nothing. It
+	// returns the ticket as locked.
+	AppendToOpen(ctx context.Context, id, agent int64, m Message) (t Ticket, stored Message, ok, dup bool, err error)
 	// CustomerTickets returns the customer's queued and open tickets with
 	// every shop.
 	CustomerTickets(ctx context.Context, customer int64) ([]Ticket, error)

@@ -220,7 +220,7 @@ func (s *Store) buildAppendSQL() appendSQL {
 
 func (q appendSQL) all() []string {
 	if q.oneTrip != "" {
-		return []string{q.oneTrip, q.oneTripTx, q.findDups}
+		return []string{q.oneTrip, q.oneTripTx, q.findDups, sqlAppendToOpen}
 	}
 	return []string{sqlBumpSeqs, q.insertMessages, q.findDups, q.advanceReaders, sqlCreateConversation, sqlLastSeq}
 }

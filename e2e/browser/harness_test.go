@@ -101,7 +101,8 @@ type Page struct {
 
 	mu      sync.Mutex
 	errs    []string
-	allowed []string // substrings of console errors that are expected now
+	allowed []string  // substrings of console errors that are expected
+	until   time.Time // if set, allowed covers errors from before it only
 }
 
 // Viewports.
@@ -144,7 +145,7 @@ func (p *Page) watch() {
 						parts = append(parts, a.Description)
 					}
 				}
-				p.record("console." + string(ev.Type) + ": " + strings.Join(parts, " "))
+				p.record("console."+string(ev.Type)+": "+strings.Join(parts, " "), at(ev.Timestamp))
 			}
 		case *runtime.EventExceptionThrown:
 			d := ev.ExceptionDetails
@@ -152,10 +153,10 @@ func (p *Page) watch() {
 			if d.Exception != nil && d.Exception.Description != "" {
 				msg += " " + d.Exception.Description
 			}
-			p.record(fmt.Sprintf("exception: %s (%s:%d)", msg, d.URL, d.LineNumber))
+			p.record(fmt.Sprintf("exception: %s (%s:%d)", msg, d.URL, d.LineNumber), at(ev.Timestamp))
 		case *cdplog.EventEntryAdded:
 			if ev.Entry.Level == cdplog.EntryLevelError {
-				p.record(fmt.Sprintf("log %s: %s %s", ev.Entry.Source, ev.Entry.Text, ev.Entry.URL))
+				p.record(fmt.Sprintf("log %s: %s %s", ev.Entry.Source, ev.Entry.Text, ev.Entry.URL), at(ev.Entry.Timestamp))
 			}
 		}
 	})
@@ -176,29 +177,41 @@ func (p *Page) newTab(name string) *Page {
 	return tab
 }
 
-func (p *Page) record(msg string) {
+// record notes a console error the browser reported at the time at.
+func (p *Page) record(msg string, at time.Time) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, a := range p.allowed {
-		if strings.Contains(msg, a) {
+		if strings.Contains(msg, a) && (p.until.IsZero() || at.Before(p.until)) {
 			return
 		}
 	}
 	p.errs = append(p.errs, msg)
 }
 
+// at is the time of a browser timestamp (milliseconds since the epoch).
+func at(ts runtime.Timestamp) time.Time {
+	return time.UnixMilli(int64(ts.Float64()))
+}
+
 // allow ignores console errors containing s from now on (the browser's own
 // reports of a server that is down, say).
 func (p *Page) allow(s ...string) {
 	p.mu.Lock()
+	if !p.until.IsZero() {
+		p.allowed, p.until = nil, time.Time{}
+	}
 	p.allowed = append(p.allowed, s...)
 	p.mu.Unlock()
 }
 
-// disallow forgets the allowances.
+// disallow ends the allowances: errors the browser reports from now on
+// count again. The browser's reports arrive after the fact (a failed
+// WebSocket's log entry may come after the page is back online), so the
+// allowances still cover what it reports with an earlier timestamp.
 func (p *Page) disallow() {
 	p.mu.Lock()
-	p.allowed = nil
+	p.until = time.Now()
 	p.mu.Unlock()
 }
 
