@@ -38,6 +38,8 @@ export class ChatStore {
     this.hooks = hooks;
     this.client = new Client({ token, allRooms: true });
     this.api = this.client.api;
+    /** @type {Map<number, number>} rooms this user just left, with when (see _justLeft) */
+    this._left = new Map();
     this.version = 0;
     /** @type {Set<() => void>} */
     this.subs = new Set();
@@ -193,7 +195,18 @@ export class ChatStore {
    */
   _mine(conv) {
     const p = parseConv(conv);
+    if (p && p.kind === "room" && this._justLeft(p.room)) return false;
     return !(p && p.kind === "service" && p.customer !== this.uid);
+  }
+
+  /**
+   * Whether the user left the room in the last 30 s: a list fetched, or a
+   * message sent, before the leave must not bring it back.
+   * @param {number} room
+   */
+  _justLeft(room) {
+    const t = this._left.get(room);
+    return t !== undefined && Date.now() - t < 30000;
   }
 
   /** Looks up the names of the people in the list, and the shops' names. */
@@ -227,6 +240,7 @@ export class ChatStore {
 
   /** A room the user was added to. @param {number} room */
   async _learnRoom(room) {
+    this._left.delete(room); // joined again
     try {
       const r = await this.api.room(room);
       this._addRoom(r, Date.now());
@@ -272,6 +286,7 @@ export class ChatStore {
 
   /** @param {number} room */
   _dropRoom(room) {
+    this._left.set(room, Date.now());
     this.rooms.delete(room);
     this.members.delete(room);
     this.convs.delete(roomConv(room));
@@ -529,6 +544,7 @@ export class ChatStore {
   /** @param {string} name @param {boolean} priv */
   async createRoom(name, priv) {
     const r = await this.client.createRoom(name, priv);
+    this._left.delete(r.room_id);
     this._addRoom(r, Date.now());
     this.changed();
     return roomConv(r.room_id);
@@ -537,6 +553,7 @@ export class ChatStore {
   /** @param {any} r a search result */
   async joinRoom(r) {
     await this.client.joinRoom(r.room_id);
+    this._left.delete(r.room_id);
     this._addRoom({ room_id: r.room_id, name: r.name, owner: r.owner, private: false }, Date.now());
     this.changed();
     return roomConv(r.room_id);
@@ -583,6 +600,7 @@ export class ChatStore {
       const rooms = await this.api.rooms();
       for (const r of rooms) {
         if (!this.rooms.has(r.room_id)) {
+          if (this._justLeft(r.room_id)) continue; // fetched before the leave
           this._addRoom(r, Date.now());
           this.client.subscribeRoom(r.room_id);
         } else {
