@@ -85,13 +85,11 @@ func (d *dispatcher) customerMessage(ctx context.Context, p Principal, shopID in
 	if err != nil {
 		return err
 	}
-	shop, err := findShop(ctx, d.store, shopID)
+	shop, isAgent, err := findShopFor(ctx, d.store, shopID, p.UID)
 	if err != nil {
 		return err
 	}
-	if isAgent, err := d.store.IsAgent(ctx, shopID, p.UID); err != nil {
-		return fmt.Errorf("check agent: %w", err)
-	} else if isAgent {
+	if isAgent {
 		return errorf(ErrForbidden, "you are an agent of shop %d: reply to customers on im/s/%d/u/{customer_uid}", shopID, shopID)
 	}
 	m := Message{From: p.UID, Type: msg.Type, Body: msg.Body, CID: msg.CID}
@@ -466,11 +464,8 @@ func (d *dispatcher) agentReply(ctx context.Context, p Principal, shopID, custom
 	if err != nil {
 		return err
 	}
-	if _, err := findShop(ctx, d.store, shopID); err != nil {
+	if _, isAgent, err := findShopFor(ctx, d.store, shopID, p.UID); err != nil {
 		return err
-	}
-	if isAgent, err := d.store.IsAgent(ctx, shopID, p.UID); err != nil {
-		return fmt.Errorf("check agent: %w", err)
 	} else if !isAgent {
 		return errorf(ErrForbidden, "only agents of shop %d may reply to its customers", shopID)
 	}

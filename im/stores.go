@@ -124,6 +124,9 @@ type SupportStore interface {
 	AgentShops(ctx context.Context, uid int64) ([]int64, error)
 	// IsAgent reports whether uid is an agent of shop.
 	IsAgent(ctx context.Context, shop, uid int64) (bool, error)
+	// ShopFor is Shop and IsAgent at once: the shop, and whether uid is
+	// one of its agents.
+	ShopFor(ctx context.Context, shop, uid int64) (Shop, bool, error)
 	// Ticket finds a ticket by id.
 	Ticket(ctx context.Context, id int64) (Ticket, error)
 	// Tickets lists shop's tickets with the status ("" for all): queued

@@ -153,6 +153,20 @@ func findShop(ctx context.Context, store SupportStore, id int64) (Shop, error) {
 	return shop, nil
 }
 
+// findShopFor is findShop that also tells whether uid is one of the
+// shop's agents (one query: it is on every customer-service message's
+// path).
+func findShopFor(ctx context.Context, store SupportStore, id, uid int64) (Shop, bool, error) {
+	shop, isAgent, err := store.ShopFor(ctx, id, uid)
+	if errors.Is(err, ErrNotFound) {
+		return Shop{}, false, errorf(ErrNotFound, "there is no shop %d", id)
+	}
+	if err != nil {
+		return Shop{}, false, fmt.Errorf("shop %d: %w", id, err)
+	}
+	return shop, isAgent, nil
+}
+
 // CreateShop creates a shop (admin only).
 func (s *Support) CreateShop(ctx context.Context, p Principal, f ShopFields) (Shop, error) {
 	if err := requireAdmin(p); err != nil {

@@ -92,6 +92,23 @@ func getShop(ctx context.Context, q sqlx.QueryerContext, id int64, suffix string
 	return r.shop()
 }
 
+// ShopFor implements im.SupportStore: the shop and whether uid is one of
+// its agents, in one query.
+func (s *Store) ShopFor(ctx context.Context, id, uid int64) (im.Shop, bool, error) {
+	var r struct {
+		shopRow
+		IsAgent bool `db:"is_agent"`
+	}
+	err := s.r.GetContext(ctx, &r, s.r.Rebind(`
+		SELECT `+shopColumns+`, EXISTS (SELECT 1 FROM shop_agents WHERE shop_id = ? AND uid = ?) AS is_agent
+		FROM shops WHERE shop_id = ?`), id, uid, id)
+	if err != nil {
+		return im.Shop{}, false, fmt.Errorf("shop %d: %w", id, mapErr(err))
+	}
+	shop, err := r.shop()
+	return shop, r.IsAgent, err
+}
+
 // Shops implements im.SupportStore.
 func (s *Store) Shops(ctx context.Context) ([]im.Shop, error) {
 	var rows []shopRow
