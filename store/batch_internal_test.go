@@ -18,6 +18,12 @@ import (
 // or fails undoes its own work and nothing else's, whether the group ran
 // without savepoints first or not; the answers keep the queue's order.
 func TestGroupJobsUndoOnlyTheirOwnWork(t *testing.T) {
+	forEachEngine(t, testGroupJobs)
+}
+
+// forEachEngine runs fn against a fresh store on SQLite and on
+// PostgreSQL; url reopens it.
+func forEachEngine(t *testing.T, fn func(t *testing.T, s *Store, url string)) {
 	for _, engine := range []string{"sqlite", "postgres"} {
 		t.Run(engine, func(t *testing.T) {
 			t.Parallel()
@@ -30,7 +36,7 @@ func TestGroupJobsUndoOnlyTheirOwnWork(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { s.Close() })
-			testGroupJobs(t, s, url)
+			fn(t, s, url)
 		})
 	}
 }

@@ -3,35 +3,18 @@ package store
 import (
 	"context"
 	"fmt"
-	"log/slog"
-	"path/filepath"
 	"testing"
 
 	"github.com/jmoiron/sqlx"
 
 	"github.com/imserver/imserver/im"
-	"github.com/imserver/imserver/internal/pgtest"
 )
 
 // AppendToOpen stores a message only while its ticket is open with the
 // given agent, who serves the shop and is not away; otherwise it writes
 // nothing; a re-sent cid is reported with its first copy.
 func TestAppendToOpen(t *testing.T) {
-	for _, engine := range []string{"sqlite", "postgres"} {
-		t.Run(engine, func(t *testing.T) {
-			t.Parallel()
-			url := "sqlite:" + filepath.Join(t.TempDir(), "im.db")
-			if engine == "postgres" {
-				url = pgtest.URL(t)
-			}
-			s, err := Open(context.Background(), url, slog.New(slog.DiscardHandler))
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { s.Close() })
-			testAppendToOpen(t, s)
-		})
-	}
+	forEachEngine(t, func(t *testing.T, s *Store, _ string) { testAppendToOpen(t, s) })
 }
 
 func testAppendToOpen(t *testing.T, s *Store) {
