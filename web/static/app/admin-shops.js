@@ -6,7 +6,7 @@ import { html, useState, useEffect, useRef } from "./lib.js";
 import { describeError } from "./session.js";
 import { Avatar } from "./ui.js";
 import { waited } from "./format.js";
-import { useStore } from "./admin-store.js";
+import { useStore } from "./observable.js";
 
 /** @typedef {import("./admin-store.js").AdminStore} AdminStore */
 /** @typedef {import("../sdk/imclient.js").Shop} Shop */

@@ -1,7 +1,7 @@
 // @ts-check
 // The admin page's shared state: the API, a client for the connection
 // state and live broadcasts, names of users.
-import { useEffect, useReducer } from "./lib.js";
+import { Observable } from "./observable.js";
 import { Client } from "../sdk/imclient.js";
 import { Names } from "./names.js";
 
@@ -9,17 +9,15 @@ import { Names } from "./names.js";
 /** @typedef {import("../sdk/imclient.js").Envelope} Envelope */
 
 /** Shared state of the admin page. */
-export class AdminStore {
+export class AdminStore extends Observable {
   /** @param {Token} token @param {() => void} onUnauthorized */
   constructor(token, onUnauthorized) {
+    super();
     this.me = token;
     this.client = new Client({ token });
     this.api = this.client.api;
     /** @type {string} the connection: connecting, online, reconnecting, offline */
     this.state = this.client.state;
-    this.version = 0;
-    /** @type {Set<() => void>} */
-    this.subs = new Set();
     this.names = new Names(this.api, () => this.changed());
     /** @type {Map<number, Envelope>} */
     this.broadcasts = new Map();
@@ -35,22 +33,6 @@ export class AdminStore {
       this.changed();
     });
     this.client.on("unauthorized", onUnauthorized);
-  }
-
-  /** @param {() => void} fn */
-  subscribe(fn) {
-    this.subs.add(fn);
-    return () => this.subs.delete(fn);
-  }
-
-  changed() {
-    this.version++;
-    if (this._scheduled) return;
-    this._scheduled = true;
-    queueMicrotask(() => {
-      this._scheduled = false;
-      for (const fn of [...this.subs]) fn();
-    });
   }
 
   start() {
@@ -74,8 +56,3 @@ export class AdminStore {
   }
 }
 
-/** Re-renders the caller whenever the store changes. @param {AdminStore} store */
-export function useStore(store) {
-  const [, bump] = useReducer((/** @type {number} */ n) => n + 1, 0);
-  useEffect(() => store.subscribe(() => bump(0)), [store]);
-}

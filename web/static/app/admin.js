@@ -7,7 +7,8 @@ import { html, render, useState, useEffect, useRef } from "./lib.js";
 import { textOf } from "../sdk/imclient.js";
 import { Session, describeError } from "./session.js";
 import { AuthForm, ConnectionBadge, Avatar } from "./ui.js";
-import { AdminStore, useStore } from "./admin-store.js";
+import { AdminStore } from "./admin-store.js";
+import { useStore } from "./observable.js";
 import { ShopsTab } from "./admin-shops.js";
 
 /** @typedef {import("../sdk/imclient.js").Token} Token */

@@ -1,17 +1,12 @@
 // @ts-check
 // The chat app at /: conversation list, open conversation, rooms panel.
-import { html, useState, useEffect, useReducer } from "./lib.js";
+import { useStore } from "./observable.js";
+import { html, useState, useEffect } from "./lib.js";
 import { ConnectionBadge, Avatar, MessageList, Composer, TypingLine, icons } from "./ui.js";
 import { shortTime, preview, ago } from "./format.js";
 import { describeError } from "./session.js";
 
 /** @typedef {import("./store.js").ChatStore} ChatStore */
-
-/** Re-renders the caller whenever the store changes. @param {ChatStore} store */
-function useStore(store) {
-  const [, bump] = useReducer((/** @type {number} */ n) => n + 1, 0);
-  useEffect(() => store.subscribe(() => bump(0)), [store]);
-}
 
 const narrowQuery = "(max-width: 899px)";
 

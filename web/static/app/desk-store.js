@@ -4,6 +4,7 @@
 // read state, canned replies, customers. Fed by the SDK's events (cs_*,
 // messages, read, typing) and REST; components read it and call its
 // methods, and re-render on every change.
+import { Observable } from "./observable.js";
 import { Client, parseConv, text as textMsg, card as cardMsg, ImError } from "../sdk/imclient.js";
 import { History } from "./history.js";
 import { Names } from "./names.js";
@@ -50,18 +51,16 @@ const availabilityKey = "imserver.desk.availability";
 /** @param {number} shop @param {number} customer */
 const serviceConv = (shop, customer) => `s:${shop}:${customer}`;
 
-export class DeskStore {
+export class DeskStore extends Observable {
   /** @param {Token} token @param {{onUnauthorized: () => void}} hooks */
   constructor(token, hooks) {
+    super();
     this.me = token;
     this.uid = token.uid;
     this.admin = token.role === "admin";
     this.hooks = hooks;
     this.client = new Client({ token, noBroadcast: true });
     this.api = this.client.api;
-    this.version = 0;
-    /** @type {Set<() => void>} */
-    this.subs = new Set();
     this.names = new Names(this.api, () => this.changed());
     this.names.learn(this.uid, token.username);
     this.history = new History(this.api, () => this.changed());
@@ -99,22 +98,6 @@ export class DeskStore {
     this._unsubs = [];
     this._wasOnline = false;
     this._wire();
-  }
-
-  /** @param {() => void} fn */
-  subscribe(fn) {
-    this.subs.add(fn);
-    return () => this.subs.delete(fn);
-  }
-
-  changed() {
-    this.version++;
-    if (this._scheduled) return;
-    this._scheduled = true;
-    queueMicrotask(() => {
-      this._scheduled = false;
-      for (const fn of [...this.subs]) fn();
-    });
   }
 
   /** @param {string} s */

@@ -2,6 +2,7 @@
 // The agent desk at /desk: sign-in, then the queue and sessions on the
 // left, the open session in the middle, the customer on the right (one
 // pane at a time on phones).
+import { useStore } from "./observable.js";
 import { html, render, useState, useEffect, useReducer, useRef } from "./lib.js";
 import { Session } from "./session.js";
 import { AuthForm, ConnectionBadge, Avatar, MessageList, Composer, TypingLine } from "./ui.js";
@@ -12,12 +13,6 @@ import { DeskStore } from "./desk-store.js";
 /** @typedef {import("./desk-store.js").SessionRow} SessionRow */
 
 const session = new Session("imserver.desk");
-
-/** Re-renders the caller whenever the store changes. @param {DeskStore} store */
-function useStore(store) {
-  const [, bump] = useReducer((/** @type {number} */ n) => n + 1, 0);
-  useEffect(() => store.subscribe(() => bump(0)), [store]);
-}
 
 /** Re-renders every few seconds (waiting times). @param {number} ms */
 function useTick(ms) {
@@ -63,15 +58,7 @@ function App() {
     };
   }, [token]);
 
-  useEffect(() => {
-    const onStorage = (/** @type {StorageEvent} */ e) => {
-      if (e.key !== session.key) return;
-      const t = session.load();
-      if ((t && t.access_token) !== (token && token.access_token)) setToken(t);
-    };
-    window.addEventListener("storage", onStorage);
-    return () => window.removeEventListener("storage", onStorage);
-  }, [token]);
+  useEffect(() => session.follow(token, setToken), [token]);
 
   if (!token) {
     return html`<${AuthForm}

@@ -44,15 +44,7 @@ function App() {
   }, [token]);
 
   // Another tab signed in or out.
-  useEffect(() => {
-    const onStorage = (/** @type {StorageEvent} */ e) => {
-      if (e.key !== session.key) return;
-      const t = session.load();
-      if ((t && t.access_token) !== (token && token.access_token)) setToken(t);
-    };
-    window.addEventListener("storage", onStorage);
-    return () => window.removeEventListener("storage", onStorage);
-  }, [token]);
+  useEffect(() => session.follow(token, setToken), [token]);
 
   if (!token) {
     return html`<${AuthForm}

@@ -32,6 +32,22 @@ export class Session {
   }
 
   /**
+   * Follows sign-ins and sign-outs of the page's other tabs: calls set with
+   * the stored token when it is no longer current. Returns the function
+   * that stops following (an effect's cleanup).
+   * @param {Token|null} current @param {(t: Token|null) => void} set
+   */
+  follow(current, set) {
+    const onStorage = (/** @type {StorageEvent} */ e) => {
+      if (e.key !== this.key) return;
+      const t = this.load();
+      if ((t && t.access_token) !== (current && current.access_token)) set(t);
+    };
+    window.addEventListener("storage", onStorage);
+    return () => window.removeEventListener("storage", onStorage);
+  }
+
+  /**
    * Checks a stored token with GET /me. Returns the token (role refreshed),
    * or null if the server refuses it. A server that cannot be reached keeps
    * the token: the client will connect when it is back.

@@ -2,6 +2,7 @@
 // The state of the chat app in one place, fed by the SDK's events and REST
 // answers. Components read it and call its methods; every change bumps a
 // version and notifies the subscribers, which re-render.
+import { Observable } from "./observable.js";
 import { Client, parseConv, singleConv, roomConv, text as textMsg, ImError } from "../sdk/imclient.js";
 import { Names } from "./names.js";
 
@@ -30,9 +31,10 @@ import { Names } from "./names.js";
  * @property {boolean} hasMore older messages exist
  */
 
-export class ChatStore {
+export class ChatStore extends Observable {
   /** @param {Token} token @param {{onUnauthorized: () => void}} hooks */
   constructor(token, hooks) {
+    super();
     this.me = token;
     this.uid = token.uid;
     this.hooks = hooks;
@@ -40,9 +42,6 @@ export class ChatStore {
     this.api = this.client.api;
     /** @type {Map<number, number>} rooms this user just left, with when (see _justLeft) */
     this._left = new Map();
-    this.version = 0;
-    /** @type {Set<() => void>} */
-    this.subs = new Set();
     /** @type {Map<string, ConvRow>} */
     this.convs = new Map();
     /** @type {Map<string, ConvMessages>} */
@@ -69,22 +68,6 @@ export class ChatStore {
     this.notice = "";
     this._unsubs = [];
     this._wire();
-  }
-
-  /** @param {() => void} fn */
-  subscribe(fn) {
-    this.subs.add(fn);
-    return () => this.subs.delete(fn);
-  }
-
-  changed() {
-    this.version++;
-    if (this._scheduled) return;
-    this._scheduled = true;
-    queueMicrotask(() => {
-      this._scheduled = false;
-      for (const fn of [...this.subs]) fn();
-    });
   }
 
   _wire() {

@@ -4,7 +4,8 @@
 // visitor and the page's address in the URL fragment, and talks to it with
 // postMessage (open, closed, context); nothing from it is trusted beyond
 // that: the server checks the visitor's hash.
-import { html, render, useState, useEffect, useReducer } from "./lib.js";
+import { useStore } from "./observable.js";
+import { html, render, useState, useEffect } from "./lib.js";
 import { ConnectionBadge, Avatar, MessageList, Composer, TypingLine } from "./ui.js";
 import { eta } from "./format.js";
 import { WidgetStore } from "./widget-store.js";
@@ -24,12 +25,6 @@ const embed = {
 };
 // The fragment is read once; drop it from the address (the hash stays out of history).
 if (location.hash) history.replaceState(null, "", location.pathname + location.search);
-
-/** Re-renders the caller whenever the store changes. @param {WidgetStore} store */
-function useStore(store) {
-  const [, bump] = useReducer((/** @type {number} */ n) => n + 1, 0);
-  useEffect(() => store.subscribe(() => bump(0)), [store]);
-}
 
 /** @param {{store: WidgetStore}} props */
 function Widget({ store }) {

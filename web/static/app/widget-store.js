@@ -6,6 +6,7 @@
 // Sends that are not acknowledged yet are kept in localStorage too and
 // resent with the same cid after a reload: nothing is lost, nothing is
 // stored twice.
+import { Observable } from "./observable.js";
 import { Api, Client, ImError, text as textMsg, randomId } from "../sdk/imclient.js";
 import { History } from "./history.js";
 import { Names } from "./names.js";
@@ -26,16 +27,14 @@ import { Names } from "./names.js";
 
 const guestKey = "imserver.widget.guest";
 
-export class WidgetStore {
+export class WidgetStore extends Observable {
   /** @param {number} shop @param {Embed} embed @param {boolean} embedded */
   constructor(shop, embed, embedded) {
+    super();
     this.shop = shop;
     this.embed = embed;
     this.embedded = embedded;
     this.api = new Api();
-    this.version = 0;
-    /** @type {Set<() => void>} */
-    this.subs = new Set();
     /** @type {Token|null} */
     this.token = null;
     /** @type {Client|null} */
@@ -69,22 +68,6 @@ export class WidgetStore {
     this._contextSent = "";
     this.pendingKey = `imserver.widget.pending.${shop}`;
     this.queueKey = `imserver.widget.queue.${shop}`;
-  }
-
-  /** @param {() => void} fn */
-  subscribe(fn) {
-    this.subs.add(fn);
-    return () => this.subs.delete(fn);
-  }
-
-  changed() {
-    this.version++;
-    if (this._scheduled) return;
-    this._scheduled = true;
-    queueMicrotask(() => {
-      this._scheduled = false;
-      for (const fn of [...this.subs]) fn();
-    });
   }
 
   /** The storage key of this identity's token. */
