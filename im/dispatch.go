@@ -36,7 +36,7 @@ type ticketKey struct{ shop, customer int64 }
 
 // ticketHint is the open ticket, and its agent, that a customer's last
 // message went to: where the next one most likely goes (rule 1). It is
-// only a guess, checked by the store (AppendToOpen).
+// only a guess, checked by the store (SupportAppend).
 type ticketHint struct{ ticket, agent int64 }
 
 // maxHints bounds the hints: past it they are forgotten, all at once.
@@ -95,17 +95,21 @@ func (d *dispatcher) customerMessage(ctx context.Context, p Principal, shopID in
 	m := Message{From: p.UID, Type: msg.Type, Body: msg.Body, CID: msg.CID}
 	keyword := keywordReply(shop, msg)
 	var r routed
-	d.store.SupportWrite(func(ctx context.Context, tx SupportTx) (TxEnd, error) {
-		// Fast path: the ticket's agent is still available (rule 1): no
-		// shop lock, so messages of different customers of one shop do
-		// not wait for each other. Faster still: where the last message
-		// went, in one step.
+	// Fast path: where the customer's last message went, in one step of
+	// the store (batched with other customers' messages), while that
+	// ticket's agent is available (rule 1).
+	open := func() (OpenAppend, bool) {
 		r = routed{}
-		if keyword == "" {
-			if ok, err := d.appendToHinted(ctx, tx, shopID, p.UID, m, &r); ok || err != nil {
-				return r.end(), err
-			}
+		if keyword != "" {
+			return OpenAppend{}, false
 		}
+		return d.openAppend(shopID, p.UID, m, &r)
+	}
+	d.store.SupportAppend(open, func(ctx context.Context, tx SupportTx) (TxEnd, error) {
+		// The ticket's agent is still available (rule 1): no shop lock, so
+		// messages of different customers of one shop do not wait for
+		// each other. Otherwise the full routing.
+		r = routed{}
 		err := d.appendToAssigned(ctx, tx, shopID, p.UID, m, keyword, &r)
 		if err == nil && r.reroute {
 			r = routed{}
@@ -119,34 +123,31 @@ func (d *dispatcher) customerMessage(ctx context.Context, p Principal, shopID in
 	return nil
 }
 
-// appendToHinted stores a customer's message in the open ticket its last
-// message went to, if that ticket's agent is still available (rule 1):
-// one step of the store. ok is false when the hint does not hold any more
-// (or there is none): nothing was written, and the full path runs.
-func (d *dispatcher) appendToHinted(ctx context.Context, tx SupportTx, shopID, customer int64, m Message, r *routed) (bool, error) {
+// openAppend is where a customer's message most likely goes: the open
+// ticket its last message went to, if that ticket's agent is reachable
+// (the store checks the rest). ok is false when there is no such hint.
+// Once stored there, r says so.
+func (d *dispatcher) openAppend(shopID, customer int64, m Message, r *routed) (OpenAppend, bool) {
 	d.hintMu.Lock()
 	h, ok := d.hints[ticketKey{shopID, customer}]
 	d.hintMu.Unlock()
 	if !ok || !d.live.Reachable(h.agent) {
-		return false, nil
+		return OpenAppend{}, false
 	}
 	m.ID, m.TS = d.newID(), d.nowMillis()
 	m.Conv = topics.ServiceConv(shopID, customer)
-	t, stored, ok, dup, err := tx.AppendToOpen(ctx, h.ticket, h.agent, m)
-	if err != nil || !ok {
-		return false, err
-	}
-	r.ticket = t
-	if dup {
-		r.dup = &stored
-	} else {
-		r.msgs = append(r.msgs, stored)
-	}
-	return true, nil
+	return OpenAppend{Ticket: h.ticket, Agent: h.agent, Msg: m, Held: func(t Ticket, stored Message, dup bool) {
+		*r = routed{ticket: t}
+		if dup {
+			r.dup = &stored
+		} else {
+			r.msgs = []Message{stored}
+		}
+	}}, true
 }
 
 // hint remembers where a customer's message went, if its ticket is open
-// with an agent, for appendToHinted.
+// with an agent, for openAppend.
 func (d *dispatcher) hint(t Ticket) {
 	k := ticketKey{t.Shop, t.Customer}
 	d.hintMu.Lock()

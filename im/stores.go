@@ -148,6 +148,16 @@ type SupportStore interface {
 	// Rollback is for undoing work: a read-only fn returns Commit (the
 	// store may undo and rerun the writes around a rollback).
 	SupportWrite(fn func(ctx context.Context, tx SupportTx) (TxEnd, error), after func(error))
+	// SupportAppend is SupportWrite for a customer's message that most
+	// likely goes where the customer's last one went. At the write's turn
+	// open says where (ok false: nowhere known). If that ticket is still
+	// open with that agent, who still serves the shop and is not away, the
+	// message is stored in it in one step, with the neighbouring writes of
+	// the same kind (one statement for all of them on PostgreSQL), and
+	// Held is called; otherwise nothing is written and fn runs in its
+	// place, as SupportWrite's. open, like fn, may be called more than
+	// once: each call starts afresh.
+	SupportAppend(open func() (OpenAppend, bool), fn func(ctx context.Context, tx SupportTx) (TxEnd, error), after func(error))
 
 	// IdentitySecret returns the shop's identity secret, first setting it
 	// to fresh if it has none.
@@ -178,6 +188,17 @@ type SupportStore interface {
 	// in its queue were assigned, since since, newest first (Unix
 	// milliseconds).
 	AssignmentTimes(ctx context.Context, shop, since int64, n int) ([]int64, error)
+}
+
+// OpenAppend is a customer's message for the open ticket its last one
+// went to (SupportStore.SupportAppend).
+type OpenAppend struct {
+	Ticket, Agent int64
+	Msg           Message // with its conversation, id and time
+	// Held is called, on the store's pipeline, once the message is stored
+	// in the ticket (or found stored before: dup, and stored is the
+	// earlier copy); t is the ticket as locked.
+	Held func(t Ticket, stored Message, dup bool)
 }
 
 // TxEnd is what a transaction function decides: keep its work or not.
@@ -220,12 +241,6 @@ type SupportTx interface {
 	// Append stores a message as MessageStore.AppendMessage does. When it
 	// reports dup, something was written that only a rollback undoes.
 	Append(ctx context.Context, m Message) (stored Message, dup bool, err error)
-	// AppendToOpen is the dispatcher's fast path in one step: if ticket id
-	// is open with agent, and agent is still an agent of its shop and not
-	// away, it locks the ticket and stores m in it as Append does (dup
-	// means the same), and ok is true; otherwise it writes nothing. It
-	// returns the ticket as locked.
-	AppendToOpen(ctx context.Context, id, agent int64, m Message) (t Ticket, stored Message, ok, dup bool, err error)
 	// CustomerTickets returns the customer's queued and open tickets with
 	// every shop.
 	CustomerTickets(ctx context.Context, customer int64) ([]Ticket, error)

@@ -47,6 +47,12 @@ type appendReq struct {
 	done  func(m im.Message, dup bool, err error)
 	job   func(ctx context.Context, tx *sqlx.Tx) (im.TxEnd, error)
 	after func(err error)
+
+	// A customer's message (SupportAppend): where it most likely goes,
+	// and its full path. job tries one then the other; on PostgreSQL
+	// runOpen batches them.
+	open     func() (im.OpenAppend, bool)
+	fallback func(ctx context.Context, tx *sqlx.Tx) (im.TxEnd, error)
 }
 
 func (r *appendReq) isJob() bool { return r.job != nil }
@@ -287,17 +293,41 @@ func (a *appender) runGroup(ctx context.Context, group []*appendReq, live []int,
 	savepoints := saved && len(live) > 1
 	_, err := a.s.inTx(ctx, func(tx *sqlx.Tx) (im.TxEnd, error) {
 		open := false // a job's savepoint, still to release
+		// runJob runs the k-th live write's job (or its full path); false
+		// ends the transaction, rolled back with err.
+		runJob := func(k int, job func(context.Context, *sqlx.Tx) (im.TxEnd, error)) (bool, error) {
+			var err error
+			if out[k].err, err = a.s.runSaved(ctx, tx, job, savepoints, &open); err != nil {
+				return false, err
+			}
+			if !savepoints && out[k].err != nil {
+				if len(live) > 1 {
+					return false, errJobUndone
+				}
+				return false, nil // the lone job failed: nothing else to keep
+			}
+			return true, nil
+		}
 		for k := 0; k < len(live); {
-			if r := group[live[k]]; r.isJob() {
-				var err error
-				if out[k].err, err = a.s.runSaved(ctx, tx, r.job, savepoints, &open); err != nil {
+			if r := group[live[k]]; r.open != nil && !saved && a.s.sql.oneTrip != "" {
+				// Customers' messages, up to the next write of another kind.
+				n := k
+				var reqs []*appendReq
+				for n < len(live) && group[live[n]].open != nil {
+					reqs = append(reqs, group[live[n]])
+					n++
+				}
+				if ok, err := a.runOpen(ctx, tx, reqs, out[k:n], func(i int) (bool, error) {
+					return runJob(k+i, reqs[i].fallback)
+				}); !ok {
 					return im.Rollback, err
 				}
-				if !savepoints && out[k].err != nil {
-					if len(live) > 1 {
-						return im.Rollback, errJobUndone
-					}
-					return im.Rollback, nil // the lone job failed: nothing else to keep
+				k = n
+				continue
+			}
+			if r := group[live[k]]; r.isJob() {
+				if ok, err := runJob(k, r.job); !ok {
+					return im.Rollback, err
 				}
 				k++
 				continue
