@@ -195,8 +195,16 @@ func (a *appender) gather(first *appendReq) []*appendReq {
 
 // run stores a group and hands its answers on.
 func (a *appender) run(group []*appendReq) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	// A group waits at most 30 s for PostgreSQL. SQLite runs in this
+	// process and waits for another writer at most its busy timeout; a
+	// context that can end would cost each of its statements a goroutine
+	// watching it (modernc.org/sqlite).
+	ctx := context.Background()
+	if a.s.engine == Postgres {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+	}
 	res := make([]appendRes, len(group))
 	// A message re-sent while its first copy waits in the same group (same
 	// sender, conversation and cid) follows that copy: stored once,
