@@ -103,7 +103,7 @@ func (d *dispatcher) customerMessage(ctx context.Context, p Principal, shopID in
 		if keyword != "" {
 			return OpenAppend{}, false
 		}
-		return d.openAppend(shopID, p.UID, m, &r)
+		return d.openAppend(shopID, p.UID, 0, m, &r)
 	}
 	d.store.SupportAppend(open, func(ctx context.Context, tx SupportTx) (TxEnd, error) {
 		// The ticket's agent is still available (rule 1): no shop lock, so
@@ -123,15 +123,16 @@ func (d *dispatcher) customerMessage(ctx context.Context, p Principal, shopID in
 	return nil
 }
 
-// openAppend is where a customer's message most likely goes: the open
-// ticket its last message went to, if that ticket's agent is reachable
-// (the store checks the rest). ok is false when there is no such hint.
-// Once stored there, r says so.
-func (d *dispatcher) openAppend(shopID, customer int64, m Message, r *routed) (OpenAppend, bool) {
+// openAppend is where a message of the customer's conversation with the
+// shop most likely goes: the open ticket the conversation's last message
+// went to, if that ticket's agent is reachable (and is agent, unless 0);
+// the store checks the rest. ok is false when there is no such hint. Once
+// stored there, r says so.
+func (d *dispatcher) openAppend(shopID, customer, agent int64, m Message, r *routed) (OpenAppend, bool) {
 	d.hintMu.Lock()
 	h, ok := d.hints[ticketKey{shopID, customer}]
 	d.hintMu.Unlock()
-	if !ok || !d.live.Reachable(h.agent) {
+	if !ok || (agent != 0 && h.agent != agent) || !d.live.Reachable(h.agent) {
 		return OpenAppend{}, false
 	}
 	m.ID, m.TS = d.newID(), d.nowMillis()
@@ -477,9 +478,17 @@ func (d *dispatcher) agentReply(ctx context.Context, p Principal, shopID, custom
 		return err
 	}
 	var r routed
-	d.store.SupportWrite(func(ctx context.Context, tx SupportTx) (TxEnd, error) {
+	m := Message{From: p.UID, Type: msg.Type, Body: msg.Body, CID: msg.CID}
+	// Fast path: the ticket this agent answered last, or was last
+	// written to, still open with it (an away agent takes the full path,
+	// which lets it answer its own tickets).
+	open := func() (OpenAppend, bool) {
 		r = routed{}
-		err := d.reply(ctx, tx, p.UID, shopID, customer, Message{From: p.UID, Type: msg.Type, Body: msg.Body, CID: msg.CID}, &r)
+		return d.openAppend(shopID, customer, p.UID, m, &r)
+	}
+	d.store.SupportAppend(open, func(ctx context.Context, tx SupportTx) (TxEnd, error) {
+		r = routed{}
+		err := d.reply(ctx, tx, p.UID, shopID, customer, m, &r)
 		if err == nil {
 			err = d.readForDelivery(ctx, tx, &r, false)
 		}

@@ -280,7 +280,7 @@ func relateW4(rs []result) {
 		}
 	}
 	for _, r := range rs {
-		if r.Workload == "W4" && r.Skipped == "" && w1 > 0 {
+		if r.Workload == "W4" && r.Phase == "max" && r.Skipped == "" && w1 > 0 {
 			r.Metrics["w1_ratio"] = r.Metrics["routed_per_s"] / w1
 		}
 	}

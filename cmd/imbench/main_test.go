@@ -61,7 +61,7 @@ func TestSmoke(t *testing.T) {
 			}
 		}
 	}
-	for _, want := range []string{"W1 imserver/sqlite max", "W1 imserver/sqlite 50%", "W1 imserver/sqlite pipelined", "W1 mochi max", "W1 mochi pipelined", "W3 imserver/sqlite 12", "W3 mochi 12", "W2 mochi max", "W4 mochi max"} {
+	for _, want := range []string{"W1 imserver/sqlite max", "W1 imserver/sqlite 50%", "W1 imserver/sqlite pipelined", "W1 mochi max", "W1 mochi pipelined", "W3 imserver/sqlite 12", "W3 mochi 12", "W2 mochi max", "W4 mochi max", "W4 imserver/sqlite replies", "W4 mochi replies"} {
 		if !seen[want] {
 			t.Errorf("no result for %s: %v", want, seen)
 		}

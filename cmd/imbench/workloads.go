@@ -694,10 +694,16 @@ func (b *bench) w4(ctx context.Context) ([]result, error) {
 	}); err != nil {
 		return nil, err
 	}
-	// Customers count nothing: what they receive is their own echo and
-	// automatic replies.
+	// Customers count nothing while they write (what they receive is
+	// their own echo and automatic replies), then the agents' replies.
+	var replying atomic.Bool
 	if err := parallel(ctx, nc, 16, func(i int) error {
-		c, err := b.connect(ctx, customers[i], []string{topics.Inbox(customers[i].UID)}, func(paho.Client, paho.Message) {})
+		recv := b.receiver(customers[i].UID)
+		c, err := b.connect(ctx, customers[i], []string{topics.Inbox(customers[i].UID)}, func(c paho.Client, m paho.Message) {
+			if replying.Load() {
+				recv(c, m)
+			}
+		})
 		cs[i] = c
 		return err
 	}); err != nil {
@@ -720,5 +726,53 @@ func (b *bench) w4(ctx context.Context) ([]result, error) {
 		}
 		r.Metrics["sessions_min"], r.Metrics["sessions_max"] = float64(max(lo, 0)), float64(hi)
 	}
-	return []result{r}, nil
+	replies, err := b.w4Replies(ctx, admin, shopID, agents, customers, as, &replying)
+	if err != nil {
+		return nil, err
+	}
+	return []result{r, replies}, nil
+}
+
+// w4Replies is W4's second phase: each agent answers its customers in
+// turn, one reply in flight (imserver: the customers of its open
+// sessions, on im/s/{shop}/u/{customer}; the bare broker: every agent-th
+// customer, on its inbox). The customers count what they receive.
+func (b *bench) w4Replies(ctx context.Context, admin *clients.API, shopID int64, agents, customers []identity, as []paho.Client, replying *atomic.Bool) (result, error) {
+	served := make([][]string, len(agents)) // each agent's topics, one per customer
+	if admin != nil {
+		open, err := admin.Sessions(ctx, shopID, "open")
+		if err != nil {
+			return result{}, fmt.Errorf("list sessions: %w", err)
+		}
+		for _, s := range open {
+			for i, a := range agents {
+				if s.Agent != nil && a.UID == *s.Agent {
+					served[i] = append(served[i], topics.ShopReply(shopID, s.Customer))
+				}
+			}
+		}
+	} else {
+		for i, c := range customers {
+			served[i%len(agents)] = append(served[i%len(agents)], topics.Inbox(c.UID))
+		}
+	}
+	var senders []paho.Client
+	var tops [][]string
+	for i, t := range served {
+		if len(t) > 0 {
+			senders, tops = append(senders, as[i]), append(tops, t)
+		}
+	}
+	if len(senders) == 0 {
+		return result{Workload: "W4", Target: b.t.name(), Phase: "replies", Skipped: "no agent has a customer"}, nil
+	}
+	next := make([]atomic.Int64, len(senders))
+	replying.Store(true)
+	defer replying.Store(false)
+	pm, cpu := b.phase(ctx, fmt.Sprintf("[W4 %s replies]", b.t.name()), senders, func(i int) string {
+		return tops[i][int(next[i].Add(1))%len(tops[i])]
+	}, 0, 1, 1)
+	r := result{Workload: "W4", Target: b.t.name(), Phase: "replies", Metrics: b.metrics(pm, cpu, "delivered_per_s", 1)}
+	r.Metrics["agents"], r.Metrics["customers"] = float64(len(senders)), float64(len(customers))
+	return r, nil
 }
