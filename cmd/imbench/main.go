@@ -8,7 +8,9 @@
 //   - W3 connections: K idle authenticated connections: connect rate, and
 //     the server's RSS per connection (from /proc);
 //   - W4 customer service: C customers writing to a shop of A agents:
-//     routed msgs/s and the spread of open sessions per agent.
+//     routed msgs/s and the spread of open sessions per agent; then the
+//     agents replying to their customers, one reply in flight each
+//     (phase "replies"): replies delivered per second.
 //
 // With --baseline mochi (the default) each workload also runs, with the
 // same client counts, payload and QoS, against a bare mochi broker (no
