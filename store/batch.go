@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"sync"
 	"time"
@@ -26,14 +27,15 @@ import (
 // their answers come in queue order, deliveries made from done reach
 // subscribers in seq order without any lock.
 //
-// In a group, consecutive messages are stored together by appendMessages;
-// transaction functions (jobs) run one after the other, without
-// savepoints at first. A job that fails or rolls back (a re-sent message,
-// say) undoes the whole group, which then runs again with each job in a
-// savepoint of its own, so that its rollback undoes only its own work.
-// Read-only jobs commit. If the group fails (a lock
-// conflict, a duplicate raced in by another server sharing the database),
-// its writes run again one by one, each with its own answer.
+// In a group, consecutive messages are stored together by appendMessages,
+// and on PostgreSQL consecutive customer messages bound for open tickets
+// (SupportAppend) by appendToOpen; other transaction functions (jobs) run
+// one after the other, without savepoints at first. A job that fails or
+// rolls back (a re-sent message, say) undoes the whole group, which then
+// runs again with each job in a savepoint of its own, so that its rollback
+// undoes only its own work. Read-only jobs commit. If the group fails (a
+// lock conflict, a duplicate raced in by another server sharing the
+// database), its writes run again one by one, each with its own answer.
 
 // maxGroup bounds a group: a huge group would make its first write wait
 // long.
@@ -170,14 +172,28 @@ func (a *appender) work() {
 }
 
 // answer calls the done of every write, in queue order.
+//
+// A group's answers deliver its messages: hundreds of packets queued in a
+// burst, some to the same connection. Every yieldEvery answers this
+// goroutine lets the others run, the connections' writers among them, so
+// that a connection's queue (256 packets, see broker) drains as it fills
+// instead of overflowing while its writer waits for a core; an overflow
+// disconnects the client.
 func (a *appender) answer() {
 	defer close(a.stopped)
 	for g := range a.answers {
 		for i, r := range g.reqs {
 			r.answer(g.res[i])
+			if i%yieldEvery == yieldEvery-1 {
+				runtime.Gosched()
+			}
 		}
 	}
 }
+
+// yieldEvery is how many answers the answering goroutine gives before it
+// lets other goroutines run.
+const yieldEvery = 32
 
 // gather takes first and whatever else is queued, up to maxGroup.
 func (a *appender) gather(first *appendReq) []*appendReq {
