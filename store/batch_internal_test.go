@@ -119,18 +119,7 @@ func testGroupJobs(t *testing.T, s *Store, url string) {
 		t.Fatal(err)
 	}
 	defer s2.Close()
-	hist, err := s2.History(ctx, conv, im.HistoryQuery{Limit: 50})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []string
-	for i, m := range hist {
-		if m.Seq != int64(i+1) {
-			t.Errorf("message %s has seq %d, want %d", m.CID, m.Seq, i+1)
-		}
-		got = append(got, m.CID)
-	}
-	if want := []string{"one", "kept", "two", "kept-too", "three"}; fmt.Sprint(got) != fmt.Sprint(want) {
+	if got, want := cids(history(t, s2, conv)), "[one kept two kept-too three]"; got != want {
 		t.Fatalf("stored %v, want %v", got, want)
 	}
 }

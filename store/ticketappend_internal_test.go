@@ -20,23 +20,8 @@ func TestAppendToOpen(t *testing.T) {
 
 func testAppendToOpen(t *testing.T, s *Store) {
 	ctx := context.Background()
-	user := func(name string) int64 {
-		u, err := s.CreateUser(ctx, im.User{Username: name, PasswordHash: "h", Role: im.RoleUser, Status: im.StatusOnline, CreatedAt: 1})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return u.UID
-	}
-	agent, other, customer := user("agent"), user("other"), user("customer")
-	shop, err := s.CreateShop(ctx, im.Shop{Name: "Shop", CreatedAt: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, a := range []int64{agent, other} {
-		if err := s.AddAgent(ctx, shop.ID, a, 1); err != nil {
-			t.Fatal(err)
-		}
-	}
+	agent, other, customer := newUser(t, s, "agent"), newUser(t, s, "other"), newUser(t, s, "customer")
+	shop := newShop(t, s, agent, other)
 	conv := fmt.Sprintf("s:%d:%d", shop.ID, customer)
 	n := 0
 	message := func(cid string) im.Message {
@@ -106,18 +91,7 @@ func testAppendToOpen(t *testing.T, s *Store) {
 		t.Fatal("stored for an agent removed from the shop")
 	}
 
-	hist, err := s.History(ctx, conv, im.HistoryQuery{Limit: 50})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []string
-	for i, m := range hist {
-		if m.Seq != int64(i+1) {
-			t.Errorf("%s has seq %d", m.CID, m.Seq)
-		}
-		got = append(got, m.CID)
-	}
-	if fmt.Sprint(got) != "[first second]" {
+	if got := cids(history(t, s, conv)); got != "[first second]" {
 		t.Fatalf("stored %v, want [first second]", got)
 	}
 }
@@ -132,24 +106,9 @@ func TestSupportAppendGroup(t *testing.T) {
 
 func testSupportAppendGroup(t *testing.T, s *Store, url string) {
 	ctx := context.Background()
-	user := func(name string) int64 {
-		u, err := s.CreateUser(ctx, im.User{Username: name, PasswordHash: "h", Role: im.RoleUser, Status: im.StatusOnline, CreatedAt: 1})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return u.UID
-	}
-	agent, agent2 := user("agent"), user("agent2")
-	c1, c2, c3 := user("c1"), user("c2"), user("c3")
-	shop, err := s.CreateShop(ctx, im.Shop{Name: "Shop", CreatedAt: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, a := range []int64{agent, agent2} {
-		if err := s.AddAgent(ctx, shop.ID, a, 1); err != nil {
-			t.Fatal(err)
-		}
-	}
+	agent, agent2 := newUser(t, s, "agent"), newUser(t, s, "agent2")
+	c1, c2, c3 := newUser(t, s, "c1"), newUser(t, s, "c2"), newUser(t, s, "c3")
+	shop := newShop(t, s, agent, agent2)
 	conv := func(c int64) string { return fmt.Sprintf("s:%d:%d", shop.ID, c) }
 	n := 0
 	message := func(from int64, cid string) im.Message {
@@ -252,21 +211,13 @@ func testSupportAppendGroup(t *testing.T, s *Store, url string) {
 	}
 	defer s2.Close()
 	for c, wantCIDs := range map[int64]string{c1: "[first a1 a2 a3 a4 a5]", c2: "[first b1 b2 b3 b4]", c3: "[c1]"} {
-		hist, err := s2.History(ctx, conv(c), im.HistoryQuery{Limit: 50})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var got []string
-		for i, m := range hist {
-			if m.Seq != int64(i+1) {
-				t.Errorf("%s has seq %d, want %d", m.CID, m.Seq, i+1)
-			}
+		hist := history(t, s2, conv(c))
+		for _, m := range hist {
 			if sm, ok := stored[m.CID]; ok && m.CID != "a2" && (sm.Seq != m.Seq || sm.ID != m.ID) {
 				t.Errorf("%s answered as %s seq %d, stored as %s seq %d", m.CID, sm.ID, sm.Seq, m.ID, m.Seq)
 			}
-			got = append(got, m.CID)
 		}
-		if fmt.Sprint(got) != wantCIDs {
+		if got := cids(hist); got != wantCIDs {
 			t.Errorf("conversation of %d holds %v, want %v", c, got, wantCIDs)
 		}
 	}
