@@ -45,7 +45,7 @@ func sqlOneTrip(inTx bool) string {
 		convParams = append(convParams, fmt.Sprintf("CAST($%d AS %s[])", p, t))
 		p++
 	}
-	var msgParams, msgNames, sel []string
+	var msgNames, sel []string
 	for _, c := range messageColumns {
 		msgNames = append(msgNames, c.name)
 		if c.name == "seq" {
@@ -54,21 +54,7 @@ func sqlOneTrip(inTx bool) string {
 		}
 		sel = append(sel, "m."+c.name)
 	}
-	for _, c := range messageColumns {
-		if c.name == "seq" {
-			continue
-		}
-		msgParams = append(msgParams, fmt.Sprintf("CAST($%d AS %s[])", p, c.typ))
-		p++
-	}
-	msgParams = append(msgParams, fmt.Sprintf("CAST($%d AS BIGINT[])", p))
-	var mcols []string
-	for _, n := range msgNames {
-		if n != "seq" {
-			mcols = append(mcols, n)
-		}
-	}
-	mcols = append(mcols, "ord")
+	msgParams, mcols := placedParams(p)
 	insTail, readFrom, inserted := "", "numbered", "0"
 	if inTx {
 		insTail = `
@@ -92,13 +78,47 @@ func sqlOneTrip(inTx bool) string {
 		ins AS (
 			INSERT INTO messages (` + strings.Join(msgNames, ", ") + `) SELECT * FROM numbered` + insTail + `
 		),
-		rp AS (
-			INSERT INTO read_positions (conv_id, uid, read_seq)
-			SELECT conv_id, sender, MAX(seq) FROM ` + readFrom + ` WHERE sender <> 0 GROUP BY conv_id, sender
-			ON CONFLICT (conv_id, uid) DO UPDATE SET read_seq = excluded.read_seq
-			WHERE read_positions.read_seq < excluded.read_seq
-		)
+		rp AS (` + sqlReadPositions(readFrom) + `)
 		SELECT conv_id, last_seq, ` + inserted + ` AS inserted FROM bumped`
+}
+
+// placedParams are the unnest arguments, from parameter $first on, and
+// the column names of a group's messages: every column but seq, then ord,
+// the message's place in its conversation (see placedCols).
+func placedParams(first int) (params, names []string) {
+	p := first
+	for _, c := range messageColumns {
+		if c.name == "seq" {
+			continue
+		}
+		params = append(params, fmt.Sprintf("CAST($%d AS %s[])", p, c.typ))
+		names = append(names, c.name)
+		p++
+	}
+	return append(params, fmt.Sprintf("CAST($%d AS BIGINT[])", p)), append(names, "ord")
+}
+
+// placedCols are placedParams' values for msgs, ord their places in their
+// conversations.
+func placedCols(msgs []im.Message, ord []int64) []column {
+	var cols []column
+	for _, c := range msgCols(msgs) {
+		if c.name != "seq" {
+			cols = append(cols, c)
+		}
+	}
+	return append(cols, column{"ord", "BIGINT", func(i int) any { return ord[i] }})
+}
+
+// sqlReadPositions moves each sender's read position in a conversation to
+// its last message in rows (a table expression with conv_id, sender and
+// seq), never back.
+func sqlReadPositions(rows string) string {
+	return `
+		INSERT INTO read_positions (conv_id, uid, read_seq)
+		SELECT conv_id, sender, MAX(seq) FROM ` + rows + ` WHERE sender <> 0 GROUP BY conv_id, sender
+		ON CONFLICT (conv_id, uid) DO UPDATE SET read_seq = excluded.read_seq
+		WHERE read_positions.read_seq < excluded.read_seq`
 }
 
 // appendOneTrip stores msgs, a group of messages, in sqlOneTrip. It
@@ -168,14 +188,7 @@ func runOneTrip(ctx context.Context, st *sqlx.Stmt, msgs []im.Message) ([]im.Mes
 	}
 	slices.SortFunc(rows, func(a, b *convRow) int { return strings.Compare(a.id, b.id) })
 	args := arrayArgs(len(rows), convCols(rows))
-	var cols []column
-	for _, c := range msgCols(msgs) {
-		if c.name != "seq" {
-			cols = append(cols, c)
-		}
-	}
-	cols = append(cols, column{"ord", "BIGINT", func(i int) any { return ord[i] }})
-	args = append(args, arrayArgs(len(msgs), cols)...)
+	args = append(args, arrayArgs(len(msgs), placedCols(msgs, ord))...)
 	var last []oneTripRow
 	if err := st.SelectContext(ctx, &last, args...); err != nil {
 		return nil, 0, fmt.Errorf("store messages: %w", mapErr(err))

@@ -103,22 +103,18 @@ func (a *appender) runOpen(ctx context.Context, tx *sqlx.Tx, reqs []*appendReq, 
 // returns a row per ticket kept, with its conversation's new last seq,
 // how many messages it took, and how many were inserted in all.
 var sqlAppendToOpen = func() string {
-	var names, params, sel []string
-	p := 1
+	var sel []string
 	for _, c := range messageColumns {
 		if c.name == "seq" {
 			sel = append(sel, "b.last_seq - b.n + m.ord")
-			continue
+		} else {
+			sel = append(sel, "m."+c.name)
 		}
-		names = append(names, c.name)
-		params = append(params, fmt.Sprintf("CAST($%d AS %s[])", p, c.typ))
-		sel = append(sel, "m."+c.name)
-		p++
 	}
-	params = append(params, fmt.Sprintf("CAST($%d AS BIGINT[])", p))
+	params, names := placedParams(1)
 	return `
 	WITH m AS (
-		SELECT * FROM unnest(` + strings.Join(params, ", ") + `) AS m(` + strings.Join(names, ", ") + `, ord)
+		SELECT * FROM unnest(` + strings.Join(params, ", ") + `) AS m(` + strings.Join(names, ", ") + `)
 	),
 	t AS (
 		SELECT ` + ticketSelect("t") + `
@@ -145,12 +141,7 @@ var sqlAppendToOpen = func() string {
 		ON CONFLICT (sender, conv_id, cid) WHERE cid IS NOT NULL DO NOTHING
 		RETURNING conv_id, sender, seq
 	),
-	rp AS (
-		INSERT INTO read_positions (conv_id, uid, read_seq)
-		SELECT conv_id, sender, MAX(seq) FROM ins WHERE sender <> 0 GROUP BY conv_id, sender
-		ON CONFLICT (conv_id, uid) DO UPDATE SET read_seq = excluded.read_seq
-		WHERE read_positions.read_seq < excluded.read_seq
-	)
+	rp AS (` + sqlReadPositions("ins") + `)
 	SELECT t.*, b.conv_id, b.last_seq, b.n, (SELECT count(*) FROM ins) AS inserted
 	FROM t
 	JOIN (SELECT DISTINCT session_id, conv_id FROM m) mc ON mc.session_id = t.session_id
@@ -182,13 +173,6 @@ func (s *Store) appendToOpen(ctx context.Context, tx *sqlx.Tx, oas []im.OpenAppe
 		n[m.Conv]++
 		ord[i] = n[m.Conv]
 	}
-	var cols []column
-	for _, c := range msgCols(msgs) {
-		if c.name != "seq" {
-			cols = append(cols, c)
-		}
-	}
-	cols = append(cols, column{"ord", "BIGINT", func(i int) any { return ord[i] }})
 	st, err := s.prepared(ctx, tx, sqlAppendToOpen)
 	if err != nil {
 		return nil, false, fmt.Errorf("append to sessions: %w", mapErr(err))
@@ -200,7 +184,7 @@ func (s *Store) appendToOpen(ctx context.Context, tx *sqlx.Tx, oas []im.OpenAppe
 		N        int64  `db:"n"`
 		Inserted int    `db:"inserted"`
 	}
-	if err := st.SelectContext(ctx, &rows, arrayArgs(len(msgs), cols)...); err != nil {
+	if err := st.SelectContext(ctx, &rows, arrayArgs(len(msgs), placedCols(msgs, ord))...); err != nil {
 		return nil, false, fmt.Errorf("append to sessions: %w", mapErr(err))
 	}
 	kept := map[string]int{} // conversation: its row
