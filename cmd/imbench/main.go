@@ -23,7 +23,7 @@
 // server's RSS and CPU are its own. Every run is bounded in messages and
 // time, and talks to loopback addresses only unless pointed elsewhere.
 //
-//	go run ./cmd/imbench                                   # all workloads, small sizes, < 1 minute
+//	go run ./cmd/imbench                                   # all workloads, small sizes, about a minute
 //	go run ./cmd/imbench -workloads w1 -sweep 0.25,0.5,0.75 -json w1.json
 //	go run ./cmd/imbench -workloads w3 -conns 50000        # 50,000 idle connections (needs RLIMIT_NOFILE > 50,000)
 //	go run ./cmd/imbench -server http://127.0.0.1:8080 -mqtt-addr 127.0.0.1:1883 -pid $(pidof imserver)
