@@ -140,6 +140,8 @@ func DefaultConfig() Config {
 		GuestRate:     30,
 		MaxSessions:   32,
 		ResumeMax:     im.DefaultResumeMax,
+
+		MQTTPendingWrites: broker.DefaultMaxPendingWrites,
 	}
 }
 

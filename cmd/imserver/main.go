@@ -63,9 +63,9 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 func parseConfig(args []string, lookupEnv func(string) (string, bool), stderr io.Writer) (app.Config, slog.Level, error) {
 	env := envOr(lookupEnv)
 	var (
-		def                                                                                                      = app.DefaultConfig()
-		cfg                                                                                                      app.Config
-		ttl, rate, burst, origins, lvl, uploadMax, connRate, pending, regRate, guestRate, maxSessions, resumeMax string
+		def                                                                                                             = app.DefaultConfig()
+		cfg                                                                                                             app.Config
+		ttl, rate, burst, origins, lvl, uploadMax, connRate, pending, regRate, guestRate, maxSessions, resumeMax, queue string
 	)
 	fs := flag.NewFlagSet("imserver", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -89,6 +89,7 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), stderr io
 	fs.StringVar(&guestRate, "guest-rate", env("IM_GUEST_RATE", strconv.Itoa(def.GuestRate)), "guest and visitor sign-ins per minute per client IP; 0 = unlimited [IM_GUEST_RATE]")
 	fs.StringVar(&maxSessions, "max-sessions", env("IM_MAX_SESSIONS", strconv.Itoa(def.MaxSessions)), "MQTT connections plus parked persistent sessions one user may hold; the oldest parked session goes first; 0 = unlimited [IM_MAX_SESSIONS]")
 	fs.StringVar(&resumeMax, "resume-max", env("IM_RESUME_MAX", strconv.Itoa(def.ResumeMax)), "missed messages of one conversation a reconnecting persistent MQTT session is sent at most, the newest, after a resync event [IM_RESUME_MAX]")
+	fs.StringVar(&queue, "mqtt-queue", env("IM_MQTT_QUEUE", strconv.Itoa(int(def.MQTTPendingWrites))), "deliveries one MQTT connection may have queued for its socket at once; past it the client is disconnected (it catches up); each costs 8 bytes of every connection [IM_MQTT_QUEUE]")
 	fs.StringVar(&cfg.TrustedProxies, "trusted-proxies", env("IM_TRUSTED_PROXIES", ""), "comma-separated IPs or CIDRs of reverse proxies whose X-Forwarded-For is believed [IM_TRUSTED_PROXIES]")
 	fs.StringVar(&lvl, "log-level", env("IM_LOG_LEVEL", "info"), "debug, info, warn or error [IM_LOG_LEVEL]")
 	fs.Usage = func() {
@@ -133,6 +134,11 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), stderr io
 	if cfg.ResumeMax, err = strconv.Atoi(resumeMax); err != nil || cfg.ResumeMax < 1 {
 		return cfg, 0, fmt.Errorf("resume-max %q: want an integer ≥ 1", resumeMax)
 	}
+	n, err := strconv.ParseInt(queue, 10, 32)
+	if err != nil || n < 16 {
+		return cfg, 0, fmt.Errorf("mqtt-queue %q: want an integer ≥ 16", queue)
+	}
+	cfg.MQTTPendingWrites = int32(n)
 	if _, err := throttle.ParseProxies(cfg.TrustedProxies); err != nil {
 		return cfg, 0, fmt.Errorf("trusted-proxies: %w", err)
 	}

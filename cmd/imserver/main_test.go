@@ -22,7 +22,7 @@ func env(m map[string]string) func(string) (string, bool) {
 func TestFlagsWinOverEnvironment(t *testing.T) {
 	cfg, _, err := parseConfig([]string{"--http", "127.0.0.1:1", "--db", "sqlite:/tmp/x.db"}, env(map[string]string{
 		"IM_HTTP_ADDR": ":9999", "IM_MQTT_ADDR": ":7777", "IM_DATABASE_URL": "postgres://x", "IM_JWT_SECRET": "s3cr3t",
-		"IM_ADMIN_USERNAME": "root", "IM_ADMIN_PASSWORD": "pw", "IM_PUBLISH_RATE": "5",
+		"IM_ADMIN_USERNAME": "root", "IM_ADMIN_PASSWORD": "pw", "IM_PUBLISH_RATE": "5", "IM_MQTT_QUEUE": "1024",
 	}), io.Discard)
 	if err != nil {
 		t.Fatal(err)
@@ -30,7 +30,7 @@ func TestFlagsWinOverEnvironment(t *testing.T) {
 	if cfg.HTTPAddr != "127.0.0.1:1" || cfg.DatabaseURL != "sqlite:/tmp/x.db" {
 		t.Fatalf("flags did not win: %+v", cfg)
 	}
-	if cfg.MQTTAddr != ":7777" || cfg.JWTSecret != "s3cr3t" || cfg.AdminUsername != "root" || cfg.AdminPassword != "pw" || cfg.PublishRate != 5 {
+	if cfg.MQTTAddr != ":7777" || cfg.JWTSecret != "s3cr3t" || cfg.AdminUsername != "root" || cfg.AdminPassword != "pw" || cfg.PublishRate != 5 || cfg.MQTTPendingWrites != 1024 {
 		t.Fatalf("environment not used: %+v", cfg)
 	}
 }
@@ -54,7 +54,7 @@ func TestDefaults(t *testing.T) {
 	}
 	// Other empty variables take the default.
 	cfg, _, _ = parseConfig(nil, env(map[string]string{"IM_HTTP_ADDR": "", "IM_CONN_RATE": ""}), io.Discard)
-	if cfg.HTTPAddr != ":8080" || cfg.ConnRate != 500 || cfg.PendingPerIP != 32 || cfg.RegisterRate != 60 {
+	if cfg.HTTPAddr != ":8080" || cfg.ConnRate != 500 || cfg.PendingPerIP != 32 || cfg.RegisterRate != 60 || cfg.MQTTPendingWrites != 256 {
 		t.Fatalf("defaults of the limits: %+v", cfg)
 	}
 }
@@ -63,7 +63,7 @@ func TestBadConfiguration(t *testing.T) {
 	for _, args := range [][]string{
 		{"--token-ttl", "soon"}, {"--publish-rate", "-1"}, {"--log-level", "loud"}, {"extra"}, {"--nope"},
 		{"--conn-rate", "-1"}, {"--pending-per-ip", "x"}, {"--register-rate", "-5"}, {"--trusted-proxies", "10.0.0.0/99"},
-		{"--public-url", "chat.example.com"}, {"--public-url", "ftp://x"},
+		{"--public-url", "chat.example.com"}, {"--public-url", "ftp://x"}, {"--mqtt-queue", "8"}, {"--mqtt-queue", "3000000000"},
 	} {
 		if _, _, err := parseConfig(args, env(nil), io.Discard); err == nil {
 			t.Errorf("%v accepted", args)
