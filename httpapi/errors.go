@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"strconv"
@@ -17,6 +18,9 @@ import (
 func (a *API) fail(c *gin.Context, err error) {
 	status, code := statusOf(err)
 	msg := im.PublicMessage(err)
+	if errors.Is(err, context.DeadlineExceeded) {
+		msg = "the server is too busy to answer in time: try again"
+	}
 	if status == http.StatusInternalServerError {
 		a.log.Error("request failed", "method", c.Request.Method, "path", c.FullPath(), "error", err)
 	}
@@ -42,7 +46,9 @@ func statusOf(err error) (int, string) {
 		return http.StatusRequestEntityTooLarge, wire.HTTPPayloadTooLarge
 	case errors.Is(err, im.ErrRateLimited):
 		return http.StatusTooManyRequests, wire.HTTPRateLimited
-	case errors.Is(err, im.ErrUnavailable):
+	case errors.Is(err, im.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
+		// Too busy: no hashing slot, or the request's time ran out
+		// waiting (for the database, say).
 		return http.StatusServiceUnavailable, wire.HTTPUnavailable
 	}
 	return http.StatusInternalServerError, wire.HTTPInternal
