@@ -130,13 +130,8 @@ func (s *Store) appendMessages(ctx context.Context, tx *sqlx.Tx, msgs []im.Messa
 		return res, err
 	}
 	if inserted < len(msgs) { // some were re-sent: find them, under the locks
-		if res.dups, err = s.findDups(ctx, tx, msgs); err != nil {
-			return res, err
-		}
-		if len(res.dups) == 0 {
-			return res, fmt.Errorf("insert messages: %d of %d stored, and no copy found", inserted, len(msgs))
-		}
-		return res, nil
+		res.dups, err = s.resent(ctx, tx, msgs, inserted)
+		return res, err
 	}
 	return res, s.advanceReaders(ctx, tx, res.msgs)
 }
@@ -398,6 +393,16 @@ func (s *Store) findDups(ctx context.Context, tx *sqlx.Tx, msgs []im.Message) (m
 		dups[keyOf(m)] = m
 	}
 	return dups, nil
+}
+
+// resent finds the messages of msgs stored before, once only inserted of
+// them were: some must be.
+func (s *Store) resent(ctx context.Context, tx *sqlx.Tx, msgs []im.Message, inserted int) (map[dupKey]im.Message, error) {
+	dups, err := s.findDups(ctx, tx, msgs)
+	if err == nil && len(dups) == 0 {
+		err = fmt.Errorf("insert messages: %d of %d stored, and no copy found", inserted, len(msgs))
+	}
+	return dups, err
 }
 
 // advanceReaders moves each sender's read position to its last message.

@@ -45,15 +45,6 @@ func sqlOneTrip(inTx bool) string {
 		convParams = append(convParams, fmt.Sprintf("CAST($%d AS %s[])", p, t))
 		p++
 	}
-	var msgNames, sel []string
-	for _, c := range messageColumns {
-		msgNames = append(msgNames, c.name)
-		if c.name == "seq" {
-			sel = append(sel, "b.last_seq - c.n + m.ord AS seq")
-			continue
-		}
-		sel = append(sel, "m."+c.name)
-	}
 	msgParams, mcols := placedParams(p)
 	insTail, readFrom, inserted := "", "numbered", "0"
 	if inTx {
@@ -70,13 +61,13 @@ func sqlOneTrip(inTx bool) string {
 			RETURNING conv_id, last_seq
 		),
 		numbered AS (
-			SELECT ` + strings.Join(sel, ", ") + `
+			SELECT ` + placedSelect("b.last_seq - c.n + m.ord") + `
 			FROM unnest(` + strings.Join(msgParams, ", ") + `) AS m(` + strings.Join(mcols, ", ") + `)
 			JOIN bumped b ON b.conv_id = m.conv_id
 			JOIN unnest(CAST($1 AS TEXT[]), CAST($8 AS BIGINT[])) AS c(conv_id, n) ON c.conv_id = m.conv_id
 		),
 		ins AS (
-			INSERT INTO messages (` + strings.Join(msgNames, ", ") + `) SELECT * FROM numbered` + insTail + `
+			INSERT INTO messages (` + messageSelect("") + `) SELECT * FROM numbered` + insTail + `
 		),
 		rp AS (` + sqlReadPositions(readFrom) + `)
 		SELECT conv_id, last_seq, ` + inserted + ` AS inserted FROM bumped`
@@ -96,6 +87,19 @@ func placedParams(first int) (params, names []string) {
 		p++
 	}
 	return append(params, fmt.Sprintf("CAST($%d AS BIGINT[])", p)), append(names, "ord")
+}
+
+// placedSelect selects a message row from m, a row of placedParams: seq
+// is the expression given, every other column m's.
+func placedSelect(seq string) string {
+	sel := make([]string, len(messageColumns))
+	for i, c := range messageColumns {
+		sel[i] = "m." + c.name
+		if c.name == "seq" {
+			sel[i] = seq + " AS seq"
+		}
+	}
+	return strings.Join(sel, ", ")
 }
 
 // placedCols are placedParams' values for msgs, ord their places in their
@@ -147,14 +151,9 @@ func (s *Store) appendOneTripTx(ctx context.Context, tx *sqlx.Tx, msgs []im.Mess
 	}
 	res := appended{msgs: out}
 	if inserted < len(msgs) { // some were re-sent
-		if res.dups, err = s.findDups(ctx, tx, msgs); err != nil {
-			return res, err
-		}
-		if len(res.dups) == 0 {
-			return res, fmt.Errorf("insert messages: %d of %d stored, and no copy found", inserted, len(msgs))
-		}
+		res.dups, err = s.resent(ctx, tx, msgs, inserted)
 	}
-	return res, nil
+	return res, err
 }
 
 // oneTripRow is a row of sqlOneTrip's answer: a conversation's new last

@@ -82,8 +82,7 @@ func (a *appender) runOpen(ctx context.Context, tx *sqlx.Tx, reqs []*appendReq, 
 		}
 		for b, r := range res {
 			if r.held {
-				batch[b].Held(r.t, r.m, false)
-				out[k+b] = appendRes{}
+				batch[b].Held(r.t, r.m, false) // its answer: no error
 			} else if ok, err := runJob(k + b); !ok {
 				return false, err
 			}
@@ -103,14 +102,6 @@ func (a *appender) runOpen(ctx context.Context, tx *sqlx.Tx, reqs []*appendReq, 
 // returns a row per ticket kept, with its conversation's new last seq,
 // how many messages it took, and how many were inserted in all.
 var sqlAppendToOpen = func() string {
-	var sel []string
-	for _, c := range messageColumns {
-		if c.name == "seq" {
-			sel = append(sel, "b.last_seq - b.n + m.ord")
-		} else {
-			sel = append(sel, "m."+c.name)
-		}
-	}
 	params, names := placedParams(1)
 	return `
 	WITH m AS (
@@ -137,7 +128,7 @@ var sqlAppendToOpen = func() string {
 	),
 	ins AS (
 		INSERT INTO messages (` + messageSelect("") + `)
-		SELECT ` + strings.Join(sel, ", ") + ` FROM m JOIN bumped b ON b.conv_id = m.conv_id
+		SELECT ` + placedSelect("b.last_seq - b.n + m.ord") + ` FROM m JOIN bumped b ON b.conv_id = m.conv_id
 		ON CONFLICT (sender, conv_id, cid) WHERE cid IS NOT NULL DO NOTHING
 		RETURNING conv_id, sender, seq
 	),
@@ -224,15 +215,8 @@ func (t *supportTx) AppendToOpen(ctx context.Context, id, agent int64, m im.Mess
 	}
 	tk := res[0].t
 	if short { // re-sent: the seq was taken, the caller rolls back
-		dups, err := t.s.findDups(ctx, t.tx, []im.Message{m})
-		if err != nil {
-			return tk, im.Message{}, true, false, err
-		}
-		d, ok := dups[keyOf(m)]
-		if !ok {
-			return tk, im.Message{}, true, false, fmt.Errorf("append to session %d: not stored, and no copy found", id)
-		}
-		return tk, d, true, true, nil
+		dups, err := t.s.resent(ctx, t.tx, []im.Message{m}, 0)
+		return tk, dups[keyOf(m)], true, err == nil, err
 	}
 	return tk, res[0].m, true, false, nil
 }
